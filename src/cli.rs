@@ -1,0 +1,322 @@
+//! The command line: every setting is a flag and an environment variable, and
+//! every command calls the same domain functions as the HTTP API.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::config::{
+    DatabaseSettings, HttpSettings, MasterKeySource, RedisSettings, Settings, TokenSettings,
+};
+use crate::db;
+use crate::domain::accounts::{self, NewUser};
+use crate::domain::ids::{Role, TenantName, TenantSlug, Username};
+use crate::domain::password::{Password, PasswordHasher};
+use crate::domain::service_keys::ServiceKeys;
+use crate::startup::{Application, open_master_key};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenant-jwt",
+    version,
+    about = "Per-user-secret JWT login service for multi-tenant SaaS backends"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Create the database if missing and apply pending migrations, then exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant.
+    Create {
+        /// Lowercase a-z, 0-9 and '-', 1 to 63 characters.
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. The password is read from TENANT_JWT_USER_PASSWORD if
+    /// set, else from standard input (never from a flag).
+    Create {
+        /// The tenant's slug.
+        tenant: String,
+        username: String,
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
+    },
+}
+
+/// Every setting. All are global: they may come before or after the command.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Postgres URL; the database is created if missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/tenant_jwt"
+    )]
+    pub database_url: String,
+    /// Largest number of Postgres connections.
+    #[arg(
+        long,
+        env = "TENANT_JWT_DB_POOL_SIZE",
+        global = true,
+        default_value_t = 16
+    )]
+    pub db_pool_size: usize,
+    /// Longest wait for a Postgres connection before answering 503.
+    #[arg(long, env = "TENANT_JWT_DB_TIMEOUT", global = true, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_timeout: Duration,
+    /// Redis URL (the key-record cache).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    #[arg(
+        long,
+        env = "TENANT_JWT_REDIS_PREFIX",
+        global = true,
+        default_value = "tenant-jwt:"
+    )]
+    pub redis_prefix: String,
+    /// How long a user's key record stays in Redis.
+    #[arg(long, env = "TENANT_JWT_CACHE_TTL", global = true, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+    /// How long "no such user" stays in Redis.
+    #[arg(long, env = "TENANT_JWT_NEGATIVE_CACHE_TTL", global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub negative_cache_ttl: Duration,
+    /// Longest wait for one Redis command before falling back to Postgres.
+    #[arg(long, env = "TENANT_JWT_REDIS_TIMEOUT", global = true, default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "TENANT_JWT_LISTEN",
+        global = true,
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// HTTP worker threads; 0 for one per core.
+    #[arg(long, env = "TENANT_JWT_WORKERS", global = true, default_value_t = 0)]
+    pub workers: usize,
+    /// Master key: base64 of 32 random bytes (`openssl rand -base64 32`).
+    #[arg(
+        long,
+        env = "TENANT_JWT_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// Key file used when no master key is set; created (mode 0600) on first start.
+    #[arg(
+        long,
+        env = "TENANT_JWT_MASTER_KEY_FILE",
+        global = true,
+        default_value = ".tenant-jwt/master.key"
+    )]
+    pub master_key_file: PathBuf,
+    /// Comma-separated service keys (each at least 32 characters) for
+    /// introspection and administration.
+    #[arg(
+        long,
+        env = "TENANT_JWT_SERVICE_KEYS",
+        global = true,
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub service_keys: String,
+    /// `iss` of issued tokens, required on verification.
+    #[arg(
+        long,
+        env = "TENANT_JWT_ISSUER",
+        global = true,
+        default_value = "tenant-jwt"
+    )]
+    pub issuer: String,
+    /// `aud` of issued tokens, required on verification.
+    #[arg(
+        long,
+        env = "TENANT_JWT_AUDIENCE",
+        global = true,
+        default_value = "tenant-jwt"
+    )]
+    pub audience: String,
+    /// Lifetime of access tokens.
+    #[arg(long, env = "TENANT_JWT_ACCESS_TOKEN_TTL", global = true, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+    /// Clock skew tolerated on exp, nbf and iat.
+    #[arg(long, env = "TENANT_JWT_CLOCK_LEEWAY", global = true, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub clock_leeway: Duration,
+    /// Password hashes computed at once; 0 for one per core.
+    #[arg(
+        long,
+        env = "TENANT_JWT_HASH_WORKERS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub hash_workers: usize,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(
+        long,
+        env = "TENANT_JWT_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl SettingsArgs {
+    pub fn into_settings(self) -> anyhow::Result<Settings> {
+        let database_url =
+            url::Url::parse(&self.database_url).context("DATABASE_URL is not a URL")?;
+        anyhow::ensure!(
+            !self.access_token_ttl.is_zero(),
+            "TENANT_JWT_ACCESS_TOKEN_TTL must be positive"
+        );
+        Ok(Settings {
+            database: DatabaseSettings {
+                url: database_url,
+                pool_size: self.db_pool_size.max(1),
+                acquire_timeout: self.db_timeout,
+            },
+            redis: RedisSettings {
+                url: self.redis_url,
+                key_prefix: self.redis_prefix,
+                record_ttl: self.cache_ttl,
+                absent_ttl: self.negative_cache_ttl,
+                command_timeout: self.redis_timeout,
+            },
+            http: HttpSettings {
+                listen: self.listen,
+                workers: self.workers,
+            },
+            tokens: TokenSettings {
+                issuer: self.issuer,
+                audience: self.audience,
+                access_ttl: self.access_token_ttl,
+                leeway: self.clock_leeway,
+            },
+            master_key: match self.master_key.filter(|k| !k.trim().is_empty()) {
+                Some(key) => MasterKeySource::Inline(Zeroizing::new(key)),
+                None => MasterKeySource::File(self.master_key_file),
+            },
+            service_keys: ServiceKeys::parse(&self.service_keys)
+                .context("TENANT_JWT_SERVICE_KEYS is invalid")?,
+            hash_workers: if self.hash_workers == 0 {
+                cores()
+            } else {
+                self.hash_workers
+            },
+        })
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings.into_settings()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Command::Migrate => db::prepare(&settings.database).await?,
+        Command::Tenants(TenantsCommand::Create { slug, name }) => {
+            let pool = prepared_pool(&settings).await?;
+            let tenant = accounts::create_tenant(
+                &pool,
+                TenantSlug::parse(&slug)?,
+                TenantName::parse(&name)?,
+            )
+            .await?;
+            print_json(&serde_json::json!({
+                "id": tenant.id, "slug": tenant.slug, "name": tenant.name, "created_at": tenant.created_at,
+            }))?;
+        }
+        Command::Users(UsersCommand::Create {
+            tenant,
+            username,
+            role,
+        }) => {
+            let tenant = TenantSlug::parse(&tenant)?;
+            let new = NewUser {
+                username: Username::parse(&username)?,
+                role: Role::parse(&role)?,
+                password: Password::parse_new(read_password()?.to_string())?,
+            };
+            let pool = prepared_pool(&settings).await?;
+            let master_key = open_master_key(&settings.master_key, &pool).await?;
+            let hasher = PasswordHasher::new(1)?;
+            let user = accounts::create_user(&pool, &hasher, &master_key, &tenant, new).await?;
+            print_json(&serde_json::json!({
+                "id": user.id, "username": user.username, "role": user.role,
+                "disabled": user.disabled, "created_at": user.created_at,
+            }))?;
+        }
+    }
+    Ok(())
+}
+
+async fn prepared_pool(settings: &Settings) -> anyhow::Result<db::DbPool> {
+    db::prepare(&settings.database).await?;
+    db::build_pool(&settings.database)
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The new user's password: `TENANT_JWT_USER_PASSWORD`, else one line of
+/// standard input (without echo on a terminal).
+fn read_password() -> anyhow::Result<Zeroizing<String>> {
+    if let Ok(password) = std::env::var("TENANT_JWT_USER_PASSWORD") {
+        return Ok(Zeroizing::new(password));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(Zeroizing::new(rpassword::prompt_password("Password: ")?));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+    Ok(Zeroizing::new(trimmed))
+}

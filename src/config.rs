@@ -1,0 +1,78 @@
+//! Typed settings, built once (from flags and environment by `cli`, or
+//! directly by tests) and passed in. Nothing reads configuration globally.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::domain::service_keys::ServiceKeys;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub http: HttpSettings,
+    pub tokens: TokenSettings,
+    pub master_key: MasterKeySource,
+    pub service_keys: ServiceKeys,
+    /// Threads that may run argon2id at once.
+    pub hash_workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: url::Url,
+    pub pool_size: usize,
+    /// Longest wait for a pooled connection before answering 503.
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Prepended to every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// How long a user's key record stays cached.
+    pub record_ttl: Duration,
+    /// How long "no such user" stays cached, so random `sub` values do not
+    /// send every request to Postgres.
+    pub absent_ttl: Duration,
+    /// Longest wait for any one Redis command before falling back to Postgres.
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// actix-web worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// `TENANT_JWT_MASTER_KEY`: base64 of 32 bytes.
+    Inline(Zeroizing<String>),
+    /// A key file, created (mode 0600) with a random key if missing.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            MasterKeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}

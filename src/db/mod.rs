@@ -1,0 +1,136 @@
+//! Postgres: the pool, start-up preparation (create the database if missing,
+//! apply the embedded migrations) and the query functions. Query functions
+//! take `&mut AsyncPgConnection` and return `QueryResult`, so the domain layer
+//! can compose them inside its transactions. Nothing here knows about HTTP.
+
+pub mod master_key_check;
+pub mod schema;
+pub mod secrets;
+pub mod tenants;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::Connection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Any two instances migrating the same database at once take turns on this.
+const MIGRATION_LOCK_ID: i64 = 0x7465_6e61_6e74_6a77; // "tenantjw"
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time: Postgres is down or overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.as_str());
+    let timeout = Some(settings.acquire_timeout);
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .context("building the Postgres pool")
+}
+
+/// Creates the database if it does not exist, then applies pending migrations.
+pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    create_database_if_missing(&settings.url).await?;
+    run_migrations(&settings.url).await
+}
+
+async fn create_database_if_missing(url: &url::Url) -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+
+    if AsyncPgConnection::establish(url.as_str()).await.is_ok() {
+        return Ok(());
+    }
+    let name = url.path().trim_start_matches('/').to_owned();
+    anyhow::ensure!(!name.is_empty(), "DATABASE_URL names no database");
+    let mut maintenance_url = url.clone();
+    maintenance_url.set_path("/postgres");
+    let mut conn = AsyncPgConnection::establish(maintenance_url.as_str())
+        .await
+        .with_context(|| format!("connecting to Postgres at {}", redacted(url)))?;
+    let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    if let Err(e) = diesel::sql_query(create).execute(&mut conn).await {
+        // Another instance may have created it in the meantime.
+        AsyncPgConnection::establish(url.as_str())
+            .await
+            .map(drop)
+            .with_context(|| format!("creating database {name:?}: {e}"))?;
+    } else {
+        tracing::info!(database = %name, "created database");
+    }
+    Ok(())
+}
+
+async fn run_migrations(url: &url::Url) -> anyhow::Result<()> {
+    let url = url.to_string();
+    let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .context("connecting to Postgres for migrations")?;
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")),
+            &mut conn,
+        )?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.len())
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"));
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")),
+            &mut conn,
+        )?;
+        applied
+    })
+    .await
+    .context("migration task panicked")??;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(())
+}
+
+/// A database URL fit for logs and errors: no password.
+pub fn redacted(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+/// Checks out a connection, waiting at most the configured acquire timeout.
+pub async fn connection(pool: &DbPool) -> Result<DbConn, DbError> {
+    Ok(pool.get().await?)
+}
+
+/// Whether Postgres answers a trivial query within `timeout`.
+pub async fn ping(pool: &DbPool, timeout: Duration) -> bool {
+    use diesel_async::RunQueryDsl;
+    let check = async {
+        let mut conn = pool.get().await.ok()?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
+}

@@ -1,0 +1,47 @@
+// Diesel table definitions for migrations/ (kept in step by hand; see diesel.toml).
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        record_version -> Int8,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    user_secrets (user_id, generation) {
+        user_id -> Uuid,
+        generation -> Int8,
+        ciphertext -> Bytea,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+        valid_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    master_key_check (id) {
+        id -> Bool,
+        ciphertext -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(user_secrets -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(tenants, users, user_secrets, master_key_check);

@@ -1,0 +1,51 @@
+//! The `user_secrets` table: sealed per-user signing secrets, one row per
+//! generation. The database itself keeps exactly one current generation per
+//! user (see the migration).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::user_secrets;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_secrets, check_for_backend(diesel::pg::Pg))]
+pub struct SecretRow {
+    pub generation: i64,
+    pub ciphertext: Vec<u8>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = user_secrets)]
+pub struct NewSecret<'a> {
+    pub user_id: Uuid,
+    pub generation: i64,
+    pub ciphertext: &'a [u8],
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: NewSecret<'_>) -> QueryResult<()> {
+    diesel::insert_into(user_secrets::table)
+        .values(new)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The generations that can still verify a token: the current one, and
+/// retired ones whose grace period has not ended. Newest first.
+pub async fn usable(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<SecretRow>> {
+    user_secrets::table
+        .filter(user_secrets::user_id.eq(user_id))
+        .filter(
+            user_secrets::retired_at
+                .is_null()
+                .or(user_secrets::valid_until.gt(diesel::dsl::now)),
+        )
+        .order(user_secrets::generation.desc())
+        .select(SecretRow::as_select())
+        .load(conn)
+        .await
+}

@@ -1,0 +1,112 @@
+//! The domain layer's one error type. The HTTP edge maps each variant to a
+//! status and a stable problem code; the CLI prints it. Causes of
+//! `Unavailable` and `Internal` are for logs, never for clients.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::ids::InvalidInput;
+use super::password::PasswordError;
+use super::secrets::SecretError;
+use super::verify::Rejection;
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The caller sent a value that can never be valid.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("{0} already exists")]
+    Conflict(Conflict),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A login that did not succeed. The reason is for logs only.
+    #[error("login refused: {}", .0.as_str())]
+    InvalidCredentials(LoginFailure),
+    /// A token that did not verify. The reason is for logs only.
+    #[error("token rejected: {}", .0.as_str())]
+    InvalidToken(Rejection),
+    /// A dependency (Postgres) could not be reached in time; worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a broken invariant.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    TenantSlug,
+    Username,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conflict::TenantSlug => "a tenant with this slug",
+            Conflict::Username => "a user with this username",
+        })
+    }
+}
+
+/// Why a login failed; every one looks the same from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Tenant slug or username not even well-formed.
+    MalformedInput,
+    PasswordTooLong,
+    UnknownUser,
+    WrongPassword,
+    Disabled,
+}
+
+impl LoginFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginFailure::MalformedInput => "malformed_input",
+            LoginFailure::PasswordTooLong => "password_too_long",
+            LoginFailure::UnknownUser => "unknown_user",
+            LoginFailure::WrongPassword => "wrong_password",
+            LoginFailure::Disabled => "disabled",
+        }
+    }
+}
+
+impl From<DbError> for DomainError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(e) => DomainError::Unavailable(e.to_string()),
+            DbError::Query(e) => e.into(),
+        }
+    }
+}
+
+impl From<DieselError> for DomainError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DomainError::Unavailable(info.message().to_owned())
+            }
+            other => DomainError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<SecretError> for DomainError {
+    fn from(e: SecretError) -> Self {
+        DomainError::Internal(e.to_string())
+    }
+}
+
+impl From<PasswordError> for DomainError {
+    fn from(e: PasswordError) -> Self {
+        DomainError::Internal(e.to_string())
+    }
+}
+
+/// Whether a diesel error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}

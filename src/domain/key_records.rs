@@ -1,0 +1,198 @@
+//! A user's key record: everything verification needs about one user, loaded
+//! with one cache lookup. It holds sealed secrets only; the master key opens
+//! them in process. Redis first, Postgres on a miss (written back), and "no
+//! such user" cached too, briefly.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::DomainError;
+use super::ids::{Generation, Role, TenantId, TenantSlug, UserId, Username};
+use crate::cache::{Cached, RecordCache};
+use crate::db::{self, DbPool};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// `users.record_version` when this was read; newer always wins in the cache.
+    pub version: i64,
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub tenant_slug: TenantSlug,
+    pub username: Username,
+    pub role: Role,
+    pub disabled: bool,
+    /// Usable generations, newest first.
+    pub generations: Vec<SealedGeneration>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedGeneration {
+    pub generation: Generation,
+    #[serde(with = "base64_bytes")]
+    pub sealed: Vec<u8>,
+    /// `None` for the current generation; for a retired one, when its grace ends.
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl KeyRecord {
+    /// The generation new tokens are signed with.
+    pub fn current(&self) -> Option<&SealedGeneration> {
+        self.generations.iter().find(|g| g.valid_until.is_none())
+    }
+
+    /// The generation `generation`, if tokens signed with it are still accepted at `now`.
+    pub fn usable(&self, generation: Generation, now: DateTime<Utc>) -> Option<&SealedGeneration> {
+        self.generations
+            .iter()
+            .find(|g| g.generation == generation)
+            .filter(|g| g.valid_until.is_none_or(|until| until > now))
+    }
+}
+
+mod base64_bytes {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let encoded = <&str>::deserialize(d)?;
+        STANDARD.decode(encoded).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Loads key records through the cache.
+#[derive(Clone)]
+pub struct KeyRecords {
+    db: DbPool,
+    cache: RecordCache,
+}
+
+impl KeyRecords {
+    pub fn new(db: DbPool, cache: RecordCache) -> Self {
+        Self { db, cache }
+    }
+
+    /// The user's record, or `None` if there is no such user. A Redis failure
+    /// is logged and answered from Postgres; only Postgres failing is an error.
+    pub async fn load(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
+        match self.cache.get(user).await {
+            Ok(Some(Cached::Record(bytes))) => match serde_json::from_slice(&bytes) {
+                Ok(record) => return Ok(Some(record)),
+                Err(e) => {
+                    tracing::warn!(%user, error = %e, "undecodable cached key record; reloading")
+                }
+            },
+            Ok(Some(Cached::Absent)) => return Ok(None),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "key record cache lookup failed; using Postgres"),
+        }
+        let record = self.load_from_db(user).await?;
+        self.write_back(user, record.as_ref()).await;
+        Ok(record)
+    }
+
+    /// Reads the record from Postgres, bypassing the cache.
+    pub async fn load_from_db(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
+        let mut conn = db::connection(&self.db).await?;
+        // The user row (and its version) is read before the secrets: a
+        // rotation committing in between yields an old version label on new
+        // secrets, which the next write wins over; never new label, old secrets.
+        let Some((user_row, slug)) =
+            db::users::find_with_tenant_slug(&mut conn, user.as_uuid()).await?
+        else {
+            return Ok(None);
+        };
+        let secrets = db::secrets::usable(&mut conn, user.as_uuid()).await?;
+        let corrupt =
+            |e: super::ids::InvalidInput| DomainError::Internal(format!("stored user {user}: {e}"));
+        Ok(Some(KeyRecord {
+            version: user_row.record_version,
+            user_id: user,
+            tenant_id: user_row.tenant_id.into(),
+            tenant_slug: TenantSlug::parse(&slug).map_err(corrupt)?,
+            username: Username::parse(&user_row.username).map_err(corrupt)?,
+            role: Role::parse(&user_row.role).map_err(corrupt)?,
+            disabled: user_row.disabled_at.is_some(),
+            generations: secrets
+                .into_iter()
+                .map(|row| SealedGeneration {
+                    generation: Generation::from_db(row.generation),
+                    sealed: row.ciphertext,
+                    valid_until: row
+                        .retired_at
+                        .map(|retired| row.valid_until.unwrap_or(retired)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn write_back(&self, user: UserId, record: Option<&KeyRecord>) {
+        let written = match record {
+            Some(record) => match serde_json::to_vec(record) {
+                Ok(payload) => self.cache.put_record(user, record.version, &payload).await,
+                Err(e) => {
+                    tracing::error!(%user, error = %e, "could not serialise key record");
+                    return;
+                }
+            },
+            None => self.cache.put_absent(user, 0).await,
+        };
+        if let Err(e) = written {
+            tracing::warn!(%user, error = %e, "could not cache key record");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(generations: Vec<SealedGeneration>) -> KeyRecord {
+        KeyRecord {
+            version: 1,
+            user_id: UserId::generate(),
+            tenant_id: TenantId::generate(),
+            tenant_slug: TenantSlug::parse("acme").unwrap(),
+            username: Username::parse("alice").unwrap(),
+            role: Role::Member,
+            disabled: false,
+            generations,
+        }
+    }
+
+    fn generation(n: i64, valid_until: Option<DateTime<Utc>>) -> SealedGeneration {
+        SealedGeneration {
+            generation: Generation::from_db(n),
+            sealed: vec![n as u8; 72],
+            valid_until,
+        }
+    }
+
+    #[test]
+    fn current_and_grace_generations_are_usable_expired_ones_are_not() {
+        let now = Utc::now();
+        let r = record(vec![
+            generation(3, None),
+            generation(2, Some(now + chrono::Duration::seconds(30))),
+            generation(1, Some(now - chrono::Duration::seconds(1))),
+        ]);
+        assert_eq!(r.current().unwrap().generation.get(), 3);
+        assert!(r.usable(Generation::from_db(3), now).is_some());
+        assert!(r.usable(Generation::from_db(2), now).is_some());
+        assert!(r.usable(Generation::from_db(1), now).is_none());
+        assert!(r.usable(Generation::from_db(4), now).is_none());
+    }
+
+    #[test]
+    fn serialises_sealed_bytes_as_base64() {
+        let r = record(vec![generation(1, None)]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(&STANDARD.encode(vec![1u8; 72])));
+        let back: KeyRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.generations[0].sealed, vec![1u8; 72]);
+    }
+}

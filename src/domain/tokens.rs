@@ -1,0 +1,85 @@
+//! Access tokens: the claims they carry and how they are signed. Each token is
+//! HS256 under its user's current secret, with that secret's generation in
+//! the `kid` header. Verification is in `verify.rs`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+use super::error::DomainError;
+use super::ids::{Role, TenantId, TokenId, UserId};
+use super::key_records::KeyRecord;
+use super::secrets::MasterKey;
+use crate::config::TokenSettings;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: UserId,
+    pub tid: TenantId,
+    pub role: Role,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: TokenId,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub claims: Claims,
+}
+
+#[derive(Clone)]
+pub struct Issuer {
+    master_key: Arc<MasterKey>,
+    settings: TokenSettings,
+}
+
+impl Issuer {
+    pub fn new(settings: TokenSettings, master_key: Arc<MasterKey>) -> Self {
+        Self {
+            master_key,
+            settings,
+        }
+    }
+
+    /// Signs a new access token for the record's user with their current secret.
+    pub fn issue(&self, record: &KeyRecord) -> Result<IssuedToken, DomainError> {
+        let current = record.current().ok_or_else(|| {
+            DomainError::Internal(format!("user {} has no current secret", record.user_id))
+        })?;
+        let secret = self
+            .master_key
+            .unseal(record.user_id, current.generation, &current.sealed)?;
+        let now = Utc::now().timestamp();
+        let ttl = self.settings.access_ttl.as_secs();
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: record.user_id,
+            tid: record.tenant_id,
+            role: record.role,
+            iat: now,
+            nbf: now,
+            exp: now + i64::try_from(ttl).unwrap_or(i64::MAX / 2),
+            jti: TokenId::generate(),
+        };
+        let header = Header {
+            kid: Some(current.generation.to_string()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let access_token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret.expose()))
+                .map_err(|e| DomainError::Internal(format!("signing a token: {e}")))?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: ttl,
+            claims,
+        })
+    }
+}

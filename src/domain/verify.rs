@@ -1,0 +1,281 @@
+//! Token verification: the hot path, called on every request of the SaaS
+//! backend. Read `Verifier::check` top to bottom:
+//!
+//! 1. shape: at most 4 KiB, three base64url segments; nothing decoded before;
+//! 2. header: `alg` exactly HS256, `kid` a decimal generation, no other
+//!    members (so `jku`, `jwk`, `x5u`, `crit` are refused, never honoured);
+//! 3. the unverified `sub`, only to know whose key to load; a UUID or reject
+//!    with no I/O;
+//! 4. the user's key record: one cache lookup (Postgres on a miss);
+//! 5. the signature under the `kid` generation's secret, then `exp`, `nbf`,
+//!    `iss`, `aud` and `iat`;
+//! 6. the claims against the record: same user, same tenant, same role, not
+//!    disabled.
+//!
+//! Every rejection is one `DomainError::InvalidToken`; its reason is logged
+//! here and never shown to the client.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::error::DomainError;
+use super::ids::{Generation, UserId};
+use super::key_records::{KeyRecord, KeyRecords};
+use super::secrets::MasterKey;
+use super::tokens::Claims;
+use crate::config::TokenSettings;
+
+/// Longest token looked at.
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// An HS256 signature: 32 bytes, 43 base64url characters.
+const SIGNATURE_LEN: usize = 43;
+
+/// Why a token was rejected. Logged (and later counted), never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    UnsupportedAlgorithm,
+    UnknownUser,
+    RetiredGeneration,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    WrongIssuer,
+    WrongAudience,
+    ClaimsMismatch,
+    Disabled,
+    UndecryptableSecret,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
+            Rejection::UnknownUser => "unknown_user",
+            Rejection::RetiredGeneration => "retired_generation",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not_yet_valid",
+            Rejection::IssuedInFuture => "issued_in_future",
+            Rejection::WrongIssuer => "wrong_issuer",
+            Rejection::WrongAudience => "wrong_audience",
+            Rejection::ClaimsMismatch => "claims_mismatch",
+            Rejection::Disabled => "disabled",
+            Rejection::UndecryptableSecret => "undecryptable_secret",
+        }
+    }
+}
+
+impl From<Rejection> for DomainError {
+    fn from(reason: Rejection) -> Self {
+        DomainError::InvalidToken(reason)
+    }
+}
+
+/// A token that passed every check, with the record it was checked against.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub claims: Claims,
+    pub record: KeyRecord,
+}
+
+/// The JOSE header we issue, and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    kid: String,
+}
+
+/// The one claim read before the signature is checked.
+#[derive(Deserialize)]
+struct UnverifiedSubject {
+    sub: String,
+}
+
+#[derive(Clone)]
+pub struct Verifier {
+    master_key: Arc<MasterKey>,
+    key_records: KeyRecords,
+    validation: Validation,
+    leeway_secs: i64,
+}
+
+impl Verifier {
+    pub fn new(
+        settings: &TokenSettings,
+        master_key: Arc<MasterKey>,
+        key_records: KeyRecords,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            master_key,
+            key_records,
+            validation,
+            leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
+        }
+    }
+
+    /// Verifies a bearer token. A rejection is logged with its reason.
+    #[tracing::instrument(name = "verify", skip_all, fields(sub = tracing::field::Empty))]
+    pub async fn verify(&self, token: &str) -> Result<Verified, DomainError> {
+        let outcome = self.check(token).await;
+        if let Err(DomainError::InvalidToken(reason)) = &outcome {
+            tracing::info!(reason = reason.as_str(), "token rejected");
+        }
+        outcome
+    }
+
+    async fn check(&self, token: &str) -> Result<Verified, DomainError> {
+        // 1. Shape, before any decoding work.
+        let [header_b64, payload_b64, _signature] =
+            split_compact(token).ok_or(Rejection::Malformed)?;
+
+        // 2. Header.
+        let header: JoseHeader = decode_segment(header_b64).ok_or(Rejection::Malformed)?;
+        if header.alg != "HS256" {
+            return Err(Rejection::UnsupportedAlgorithm.into());
+        }
+        if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
+            return Err(Rejection::Malformed.into());
+        }
+        let generation = Generation::parse_kid(&header.kid).map_err(|_| Rejection::Malformed)?;
+
+        // 3. Unverified subject: only to know whose key to load.
+        let subject: UnverifiedSubject = decode_segment(payload_b64).ok_or(Rejection::Malformed)?;
+        let user_id = UserId::parse(&subject.sub).map_err(|_| Rejection::Malformed)?;
+        tracing::Span::current().record("sub", tracing::field::display(user_id));
+
+        // 4. The user's key record: one cache lookup.
+        let record = self
+            .key_records
+            .load(user_id)
+            .await?
+            .ok_or(Rejection::UnknownUser)?;
+
+        // 5. Signature under the kid's generation, then the registered claims.
+        let now = Utc::now();
+        let sealed = record
+            .usable(generation, now)
+            .ok_or(Rejection::RetiredGeneration)?;
+        let secret = self
+            .master_key
+            .unseal(user_id, generation, &sealed.sealed)
+            .map_err(|e| {
+                tracing::error!(error = %e, "stored secret does not open under the master key");
+                Rejection::UndecryptableSecret
+            })?;
+        let claims = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(secret.expose()),
+            &self.validation,
+        )
+        .map_err(|e| classify(e.kind()))?
+        .claims;
+        if claims.iat > now.timestamp() + self.leeway_secs {
+            return Err(Rejection::IssuedInFuture.into());
+        }
+
+        // 6. The claims must describe the user as they are now.
+        if claims.sub != record.user_id
+            || claims.tid != record.tenant_id
+            || claims.role != record.role
+        {
+            return Err(Rejection::ClaimsMismatch.into());
+        }
+        if record.disabled {
+            return Err(Rejection::Disabled.into());
+        }
+        Ok(Verified { claims, record })
+    }
+}
+
+/// Splits a compact JWS into its three segments if it is at most 4 KiB, has
+/// exactly three non-empty base64url segments and an HS256-sized signature.
+fn split_compact(token: &str) -> Option<[&str; 3]> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let segments = [parts.next()?, parts.next()?, parts.next()?];
+    if parts.next().is_some() || segments[2].len() != SIGNATURE_LEN {
+        return None;
+    }
+    let base64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    segments.iter().all(|s| base64url(s)).then_some(segments)
+}
+
+fn decode_segment<T: DeserializeOwned>(segment: &str) -> Option<T> {
+    let json = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+fn classify(kind: &ErrorKind) -> Rejection {
+    match kind {
+        ErrorKind::InvalidSignature => Rejection::BadSignature,
+        ErrorKind::ExpiredSignature => Rejection::Expired,
+        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+        ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
+        ErrorKind::InvalidAudience => Rejection::WrongAudience,
+        ErrorKind::InvalidAlgorithm => Rejection::UnsupportedAlgorithm,
+        _ => Rejection::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIG: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+
+    #[test]
+    fn compact_shape_is_checked_before_decoding() {
+        assert!(split_compact(&format!("aGk.aGk.{SIG}")).is_some());
+        for bad in [
+            "".to_owned(),
+            "a.b".to_owned(),
+            format!("a.b.{SIG}.d"),
+            format!(".b.{SIG}"),
+            "a.b.".to_owned(),
+            "a.b.short".to_owned(),
+            format!("a=.b.{SIG}"),
+            format!("a+.b.{SIG}"),
+            format!("{}.b.{SIG}", "a".repeat(MAX_TOKEN_LEN)),
+        ] {
+            assert!(split_compact(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_refuses_unknown_members() {
+        let decode = |json: &str| decode_segment::<JoseHeader>(&URL_SAFE_NO_PAD.encode(json));
+        assert!(decode(r#"{"alg":"HS256","typ":"JWT","kid":"1"}"#).is_some());
+        assert!(decode(r#"{"alg":"HS256","kid":"1"}"#).is_some());
+        assert!(decode(r#"{"alg":"HS256","kid":"1","jku":"https://evil"}"#).is_none());
+        assert!(decode(r#"{"alg":"HS256","kid":"1","jwk":{}}"#).is_none());
+        assert!(decode(r#"{"alg":"HS256","kid":"1","x5u":"https://evil"}"#).is_none());
+        assert!(decode(r#"{"alg":"HS256","alg":"none","kid":"1"}"#).is_none());
+        assert!(decode(r#"{"alg":"HS256"}"#).is_none());
+    }
+}

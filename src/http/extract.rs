@@ -1,0 +1,81 @@
+//! Extractors for the two kinds of caller: a user with an access token
+//! (`Authenticated`) and one of the SaaS backend's services (`ServiceCaller`).
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::domain::service_keys::ServiceKeyId;
+use crate::domain::verify::Verified;
+
+/// The bearer credential of a request (RFC 6750 §2.1). Any other scheme, or
+/// none, is a missing token.
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, credential) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    match credential.trim() {
+        "" => Err(ApiError::InvalidToken),
+        token => Ok(token),
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("AppState missing from the app");
+            ApiError::Internal
+        })
+}
+
+/// A user whose access token passed verification.
+pub struct Authenticated(pub Verified);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req).map(str::to_owned);
+        let state = state(req);
+        Box::pin(async move {
+            let (token, state) = (token?, state?);
+            Ok(Authenticated(state.verifier.verify(&token).await?))
+        })
+    }
+}
+
+/// One of the SaaS backend's services, by the service key it presented.
+pub struct ServiceCaller(pub ServiceKeyId);
+
+impl FromRequest for ServiceCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(bearer(req).and_then(|key| {
+            let state = state(req)?;
+            state
+                .service_keys
+                .authenticate(key)
+                .map(ServiceCaller)
+                .ok_or_else(|| {
+                    tracing::info!(reason = "unknown_service_key", "service call refused");
+                    ApiError::InvalidToken
+                })
+        }))
+    }
+}

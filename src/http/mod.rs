@@ -1,0 +1,79 @@
+//! The HTTP edge: routes, extractors and errors on the wire. Handlers are
+//! thin: extract, call one domain function, map the result.
+
+pub mod extract;
+pub mod handlers;
+pub mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, Resource, web};
+
+use crate::cache::RecordCache;
+use crate::db::DbPool;
+use crate::domain::key_records::KeyRecords;
+use crate::domain::password::PasswordHasher;
+use crate::domain::secrets::MasterKey;
+use crate::domain::service_keys::ServiceKeys;
+use crate::domain::tokens::Issuer;
+use crate::domain::verify::Verifier;
+use problem::{ApiError, json_error};
+
+/// Largest request body accepted, JSON or form.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every handler can reach. Built once at start-up, shared by all workers.
+pub struct AppState {
+    pub db: DbPool,
+    pub cache: RecordCache,
+    pub hasher: PasswordHasher,
+    pub master_key: Arc<MasterKey>,
+    pub key_records: KeyRecords,
+    pub issuer: Issuer,
+    pub verifier: Verifier,
+    pub service_keys: ServiceKeys,
+    /// How long `/readyz` waits for each dependency.
+    pub readiness_timeout: Duration,
+}
+
+/// Registers every route, body limits and problem+json error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use handlers::{health, introspect, me, sessions, tenants, users};
+
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(|e, _| json_error(e).into()),
+    )
+    .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+    .app_data(
+        web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
+    .service(resource("/healthz").get(health::healthz))
+    .service(resource("/readyz").get(health::readyz))
+    .service(resource("/v1/tenants").post(tenants::create))
+    .service(resource("/v1/tenants/{tenant}/users").post(users::create))
+    .service(resource("/v1/tenants/{tenant}/login").post(sessions::login))
+    .service(resource("/v1/me").get(me::me))
+    .service(resource("/v1/introspect").post(introspect::introspect))
+    .default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::NotFound("route"))
+    }));
+}
+
+/// A resource whose wrong methods get a problem+json 405.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+/// 200 with a JSON body that must not be cached (RFC 6749 §5.1).
+pub(crate) fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}

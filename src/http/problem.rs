@@ -1,0 +1,208 @@
+//! The one error type at the HTTP edge. Every error response is RFC 9457
+//! `application/problem+json` with a stable `code`. All authentication
+//! failures of a kind render byte-identically; causes go to the log only.
+//!
+//! Use `ApiError::from(DomainError)` in handlers; the extractor error handlers
+//! below cover bodies, paths and queries actix rejects before a handler runs.
+
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::DomainError;
+use crate::domain::error::Conflict;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+const REALM: &str = "tenant-jwt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No bearer credentials at all (RFC 6750 §3.1: challenge without error code).
+    #[error("authentication required")]
+    MissingToken,
+    /// Bearer credentials were presented and are not good: a bad access token
+    /// or a wrong service key. One response for every reason.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A login that failed, for whatever reason. One response for every reason.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("{detail}")]
+    Validation { field: &'static str, detail: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0} already exists")]
+    Conflict(Conflict),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingToken => "unauthenticated",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(Conflict::TenantSlug) => "tenant_exists",
+            ApiError::Conflict(Conflict::Username) => "user_exists",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MissingToken => "Authentication required",
+            ApiError::InvalidToken => "Invalid token",
+            ApiError::InvalidCredentials => "Invalid credentials",
+            ApiError::Validation { .. } => "Invalid input",
+            ApiError::BadRequest(_) => "Bad request",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::Unavailable => "Service unavailable",
+            ApiError::Internal => "Internal server error",
+        }
+    }
+
+    /// Detail for the client; none where it could help an attacker or leak a cause.
+    fn detail(&self) -> Option<String> {
+        match self {
+            ApiError::Validation { detail, .. } | ApiError::BadRequest(detail) => {
+                Some(detail.clone())
+            }
+            ApiError::NotFound(_) | ApiError::Conflict(_) => Some(self.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MissingToken | ApiError::InvalidToken | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_JSON);
+        match self {
+            ApiError::MissingToken | ApiError::InvalidCredentials => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"{REALM}\""),
+                ));
+            }
+            ApiError::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+                ));
+            }
+            ApiError::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
+        }
+        let code = self.code();
+        response.json(Problem {
+            kind: format!("urn:tenant-jwt:problem:{code}"),
+            title: self.title(),
+            status: status.as_u16(),
+            code,
+            detail: self.detail(),
+            field: match self {
+                ApiError::Validation { field, .. } => Some(field),
+                _ => None,
+            },
+        })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(invalid) => ApiError::Validation {
+                field: invalid.field,
+                detail: invalid.to_string(),
+            },
+            DomainError::Conflict(what) => ApiError::Conflict(what),
+            DomainError::NotFound(what) => ApiError::NotFound(what),
+            DomainError::InvalidCredentials(_) => ApiError::InvalidCredentials,
+            DomainError::InvalidToken(_) => ApiError::InvalidToken,
+            DomainError::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                ApiError::Unavailable
+            }
+            DomainError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<crate::domain::ids::InvalidInput> for ApiError {
+    fn from(e: crate::domain::ids::InvalidInput) -> Self {
+        DomainError::from(e).into()
+    }
+}
+
+/// Maps actix's JSON body errors onto problems.
+pub fn json_error(e: JsonPayloadError) -> ApiError {
+    match e {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+        other => ApiError::BadRequest(format!("unreadable body: {other}")),
+    }
+}

@@ -1,0 +1,126 @@
+//! Building the application from settings. Tests boot exactly what production
+//! boots: `Application::build(settings)`, bound to whatever `listen` says
+//! (port 0 in tests).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::cache::RecordCache;
+use crate::config::{MasterKeySource, Settings};
+use crate::db::{self, DbPool};
+use crate::domain::key_records::KeyRecords;
+use crate::domain::password::PasswordHasher;
+use crate::domain::secrets::MasterKey;
+use crate::domain::tokens::Issuer;
+use crate::domain::verify::Verifier;
+use crate::http::{self, AppState};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Prepares the database, connects to Postgres and Redis, checks the
+    /// master key and binds the listener. Serving starts with `run_until_stopped`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = web::Data::new(build_state(&settings).await?);
+        let listener = TcpListener::bind(settings.http.listen)
+            .with_context(|| format!("binding {}", settings.http.listen))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(Logger::new(r#"%a "%m %U" %s %b %Dms"#))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Cache-Control", "no-store"))
+                        .add(("X-Content-Type-Options", "nosniff")),
+                )
+                .app_data(state.clone())
+                .configure(http::configure)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        tracing::info!(address = %settings.http.listen.ip(), port, "listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests, signal handling).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; SIGTERM and Ctrl-C stop gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
+    db::prepare(&settings.database).await?;
+    let pool = db::build_pool(&settings.database)?;
+    let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
+    let cache = RecordCache::connect(&settings.redis)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
+    if settings.service_keys.is_empty() {
+        tracing::warn!(
+            "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"
+        );
+    }
+    let hasher = PasswordHasher::new(settings.hash_workers)?;
+    let key_records = KeyRecords::new(pool.clone(), cache.clone());
+    Ok(AppState {
+        verifier: Verifier::new(&settings.tokens, master_key.clone(), key_records.clone()),
+        issuer: Issuer::new(settings.tokens.clone(), master_key.clone()),
+        db: pool,
+        cache,
+        hasher,
+        master_key,
+        key_records,
+        service_keys: settings.service_keys.clone(),
+        readiness_timeout: settings.database.acquire_timeout,
+    })
+}
+
+/// Loads the master key (from the setting, or from the key file, creating it
+/// on first start) and checks it is the key this database was set up with.
+pub async fn open_master_key(source: &MasterKeySource, pool: &DbPool) -> anyhow::Result<MasterKey> {
+    let key = match source {
+        MasterKeySource::Inline(encoded) => {
+            MasterKey::from_base64(encoded).context("TENANT_JWT_MASTER_KEY is invalid")?
+        }
+        MasterKeySource::File(path) => {
+            let (key, created) = MasterKey::load_or_create_file(path)?;
+            tracing::warn!(
+                path = %path.display(),
+                created,
+                "no TENANT_JWT_MASTER_KEY set: using the master key file. Back it up: without it no stored secret can be opened"
+            );
+            key
+        }
+    };
+    let mut conn = db::connection(pool).await?;
+    let stored = db::master_key_check::get_or_insert(&mut conn, &key.key_check_value()?).await?;
+    anyhow::ensure!(
+        key.matches_key_check_value(&stored),
+        "the master key does not match the one this database was set up with; \
+         refusing to start (every stored secret would fail to open)"
+    );
+    Ok(key)
+}
