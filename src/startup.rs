@@ -35,7 +35,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(Logger::new(r#"%a "%m %U" %s %b %Dms"#))
+                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Cache-Control", "no-store"))

@@ -1,1 +1,9 @@
-fn main() {}
+//! The integration suite: one binary, real Postgres and Redis.
+
+mod admin;
+mod health;
+mod helpers;
+mod introspect;
+mod login;
+mod storage;
+mod verification;

@@ -1,0 +1,47 @@
+//! Probes and the edges of the router.
+
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+}
+
+#[tokio::test]
+async fn start_up_fails_clearly_when_redis_is_unreachable() {
+    use tenant_jwt::cache::RecordCache;
+    let mut settings = crate::helpers::test_settings();
+    settings.redis.url = "redis://127.0.0.1:1".into();
+    assert!(RecordCache::connect(&settings.redis).await.is_err());
+    let error = tenant_jwt::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("start-up fails");
+    assert!(format!("{error:#}").contains("Redis"), "{error:#}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = spawn_app().await;
+    let missing = app.client.get(app.url("/v1/nothing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let wrong_method = app.client.delete(app.url("/v1/me")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["code"],
+        "method_not_allowed"
+    );
+}
