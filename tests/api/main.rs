@@ -1,6 +1,7 @@
 //! The integration suite: one binary, real Postgres and Redis.
 
 mod admin;
+mod docs;
 mod health;
 mod helpers;
 mod introspect;
