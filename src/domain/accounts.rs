@@ -140,7 +140,12 @@ pub async fn login(
     password: Password,
 ) -> Result<IssuedToken, DomainError> {
     let refuse = |reason: LoginFailure, user: Option<UserId>| {
-        tracing::info!(tenant, user_id = ?user, reason = reason.as_str(), "login refused");
+        tracing::info!(
+            tenant,
+            user_id = user.map(tracing::field::display),
+            reason = reason.as_str(),
+            "login refused"
+        );
         Err(DomainError::InvalidCredentials(reason))
     };
     if password.is_over_limit() {

@@ -16,9 +16,8 @@ use crate::http::{AppState, no_store_json};
 pub struct IntrospectRequest {
     token: String,
     /// RFC 7662 §2.1: a hint the server may ignore; only access tokens exist here.
-    #[serde(default)]
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
+    #[serde(default, rename = "token_type_hint")]
+    _token_type_hint: Option<String>,
 }
 
 #[derive(Serialize)]
