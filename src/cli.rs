@@ -4,18 +4,22 @@
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use crate::cache::RecordCache;
 use crate::config::{
     DatabaseSettings, HttpSettings, MasterKeySource, RedisSettings, Settings, TokenSettings,
 };
 use crate::db;
 use crate::domain::accounts::{self, NewUser};
+use crate::domain::admin::{Actor, Admin, AuditContext, UserPatch};
 use crate::domain::ids::{Role, TenantName, TenantSlug, Username};
+use crate::domain::key_records::KeyRecords;
 use crate::domain::password::{Password, PasswordHasher};
 use crate::domain::service_keys::ServiceKeys;
 use crate::startup::{Application, open_master_key};
@@ -58,6 +62,12 @@ pub enum TenantsCommand {
         #[arg(long)]
         name: String,
     },
+    /// Incident response: give every user of the tenant a new secret, killing
+    /// every token of the tenant.
+    RotateSecrets {
+        /// The tenant's slug.
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +81,17 @@ pub enum UsersCommand {
         #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
         role: String,
     },
+    /// Give one user a new secret: every token they hold dies (after the grace
+    /// period, if one is given).
+    RotateSecret {
+        tenant: String,
+        username: String,
+        /// How long tokens of the previous secret stay valid (at most 24h).
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
+    /// Disable a user: they cannot log in and every token they hold dies.
+    Disable { tenant: String, username: String },
 }
 
 /// Every setting. All are global: they may come before or after the command.
@@ -272,28 +293,84 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "id": tenant.id, "slug": tenant.slug, "name": tenant.name, "created_at": tenant.created_at,
             }))?;
         }
+        Command::Tenants(TenantsCommand::RotateSecrets { tenant }) => {
+            let rotated = operator(&settings)
+                .await?
+                .rotate_tenant_secrets(&OPERATOR, &tenant)
+                .await?;
+            print_json(&serde_json::json!({ "rotated": rotated }))?;
+        }
         Command::Users(UsersCommand::Create {
             tenant,
             username,
             role,
         }) => {
-            let tenant = TenantSlug::parse(&tenant)?;
             let new = NewUser {
                 username: Username::parse(&username)?,
                 role: Role::parse(&role)?,
                 password: Password::parse_new(read_password()?.to_string())?,
             };
-            let pool = prepared_pool(&settings).await?;
-            let master_key = open_master_key(&settings.master_key, &pool).await?;
-            let hasher = PasswordHasher::new(1)?;
-            let user = accounts::create_user(&pool, &hasher, &master_key, &tenant, new).await?;
+            let user = operator(&settings)
+                .await?
+                .create_user(&OPERATOR, &tenant, new)
+                .await?;
             print_json(&serde_json::json!({
                 "id": user.id, "username": user.username, "role": user.role,
                 "disabled": user.disabled, "created_at": user.created_at,
             }))?;
         }
+        Command::Users(UsersCommand::RotateSecret {
+            tenant,
+            username,
+            grace,
+        }) => {
+            let admin = operator(&settings).await?;
+            let user = admin.find_user_id(&OPERATOR, &tenant, &username).await?;
+            let rotation = admin
+                .rotate_user_secret(&OPERATOR, &tenant, user, grace)
+                .await?;
+            print_json(&serde_json::json!({
+                "user_id": rotation.user_id,
+                "generation": rotation.generation,
+                "previous_generation_valid_until": rotation.previous_generation_valid_until,
+            }))?;
+        }
+        Command::Users(UsersCommand::Disable { tenant, username }) => {
+            let admin = operator(&settings).await?;
+            let user = admin.find_user_id(&OPERATOR, &tenant, &username).await?;
+            let patch = UserPatch {
+                disabled: Some(true),
+                ..UserPatch::default()
+            };
+            let user = admin.update_user(&OPERATOR, &tenant, user, patch).await?;
+            print_json(
+                &serde_json::json!({ "id": user.id, "username": user.username, "disabled": user.disabled }),
+            )?;
+        }
     }
     Ok(())
+}
+
+/// CLI actions are audited as the operator.
+const OPERATOR: AuditContext = AuditContext {
+    actor: Actor::Operator,
+    request_id: None,
+};
+
+/// The administration functions, wired as `serve` wires them.
+async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
+    let pool = prepared_pool(settings).await?;
+    let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
+    let cache = RecordCache::connect(&settings.redis)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
+    let key_records = KeyRecords::new(pool.clone(), cache);
+    Ok(Admin::new(
+        pool,
+        PasswordHasher::new(1)?,
+        master_key,
+        key_records,
+    ))
 }
 
 async fn prepared_pool(settings: &Settings) -> anyhow::Result<db::DbPool> {

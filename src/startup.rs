@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::cache::RecordCache;
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, DbPool};
+use crate::domain::admin::Admin;
 use crate::domain::key_records::KeyRecords;
 use crate::domain::password::PasswordHasher;
 use crate::domain::secrets::MasterKey;
@@ -88,6 +89,12 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
         verifier: Verifier::new(&settings.tokens, master_key.clone(), key_records.clone()),
         issuer: Issuer::new(settings.tokens.clone(), master_key.clone()),
+        admin: Admin::new(
+            pool.clone(),
+            hasher.clone(),
+            master_key.clone(),
+            key_records.clone(),
+        ),
         db: pool,
         cache,
         hasher,

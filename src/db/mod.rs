@@ -3,6 +3,7 @@
 //! take `&mut AsyncPgConnection` and return `QueryResult`, so the domain layer
 //! can compose them inside its transactions. Nothing here knows about HTTP.
 
+pub mod audit;
 pub mod master_key_check;
 pub mod schema;
 pub mod secrets;

@@ -44,4 +44,26 @@ diesel::table! {
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(user_secrets -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, users, user_secrets, master_key_check);
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    user_secrets,
+    master_key_check,
+    audit_events
+);
+
+diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        actor_kind -> Text,
+        actor_id -> Text,
+        action -> Text,
+        target_user_id -> Nullable<Uuid>,
+        details -> Jsonb,
+        request_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(audit_events -> tenants (tenant_id));

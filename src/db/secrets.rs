@@ -49,3 +49,30 @@ pub async fn usable(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<
         .load(conn)
         .await
 }
+
+/// The user's current generation.
+pub async fn current_generation(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i64> {
+    user_secrets::table
+        .filter(user_secrets::user_id.eq(user_id))
+        .filter(user_secrets::retired_at.is_null())
+        .select(user_secrets::generation)
+        .first(conn)
+        .await
+}
+
+/// Retires a generation now; its tokens stay valid until `valid_until`.
+pub async fn retire(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    generation: i64,
+    valid_until: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(user_secrets::table.find((user_id, generation)))
+        .set((
+            user_secrets::retired_at.eq(diesel::dsl::now),
+            user_secrets::valid_until.eq(valid_until),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}

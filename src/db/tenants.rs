@@ -43,3 +43,15 @@ pub async fn find_by_slug(
         .await
         .optional()
 }
+
+/// Locks a tenant's row until the transaction ends: changes that could remove
+/// its last admin take turns.
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    tenants::table
+        .find(id)
+        .select(tenants::id)
+        .for_update()
+        .first::<Uuid>(conn)
+        .await
+        .map(drop)
+}

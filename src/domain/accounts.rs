@@ -1,16 +1,13 @@
 //! Tenants, users and login. Every entry point here is shared by the HTTP
 //! handlers and the CLI.
 
-use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
-
 use super::error::{Conflict, DomainError, LoginFailure, is_unique_violation};
-use super::ids::{Generation, Role, TenantId, TenantName, TenantSlug, UserId, Username};
+use super::ids::{Role, TenantId, TenantName, TenantSlug, UserId, Username};
 use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
-use super::secrets::{MasterKey, UserSecret};
 use super::tokens::{IssuedToken, Issuer};
 use crate::db::{self, DbPool};
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -62,69 +59,6 @@ pub struct NewUser {
     pub username: Username,
     pub password: Password,
     pub role: Role,
-}
-
-/// Creates a user with a fresh random secret (generation 1), in one transaction.
-pub async fn create_user(
-    pool: &DbPool,
-    hasher: &PasswordHasher,
-    master_key: &MasterKey,
-    tenant: &TenantSlug,
-    new: NewUser,
-) -> Result<User, DomainError> {
-    let tenant_row = {
-        let mut conn = db::connection(pool).await?;
-        db::tenants::find_by_slug(&mut conn, tenant.as_str())
-            .await?
-            .ok_or(DomainError::NotFound("tenant"))?
-    };
-    // Hash before taking a connection for the transaction: hashing is slow.
-    let password_hash = hasher.hash(new.password).await?;
-    let user_id = UserId::generate();
-    let sealed = master_key.seal(user_id, Generation::FIRST, &UserSecret::generate()?)?;
-
-    let mut conn = db::connection(pool).await?;
-    let row = conn
-        .transaction(async |conn| {
-            let row = db::users::insert(
-                conn,
-                db::users::NewUser {
-                    id: user_id.as_uuid(),
-                    tenant_id: tenant_row.id,
-                    username: new.username.as_str(),
-                    password_hash: &password_hash,
-                    role: new.role.as_str(),
-                },
-            )
-            .await?;
-            db::secrets::insert(
-                conn,
-                db::secrets::NewSecret {
-                    user_id: user_id.as_uuid(),
-                    generation: Generation::FIRST.get(),
-                    ciphertext: &sealed,
-                },
-            )
-            .await?;
-            Ok::<_, diesel::result::Error>(row)
-        })
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                DomainError::Conflict(Conflict::Username)
-            } else {
-                e.into()
-            }
-        })?;
-    tracing::info!(tenant = %tenant, %user_id, role = %new.role, "user created");
-    Ok(User {
-        id: user_id,
-        tenant_id: row.tenant_id.into(),
-        username: new.username,
-        role: new.role,
-        disabled: row.disabled_at.is_some(),
-        created_at: row.created_at,
-    })
 }
 
 /// Password login. Every failure is `InvalidCredentials`, and every attempt

@@ -37,6 +37,8 @@ pub enum DomainError {
 pub enum Conflict {
     TenantSlug,
     Username,
+    /// The change would leave the tenant without an enabled admin.
+    LastAdmin,
 }
 
 impl std::fmt::Display for Conflict {
@@ -44,6 +46,7 @@ impl std::fmt::Display for Conflict {
         f.write_str(match self {
             Conflict::TenantSlug => "a tenant with this slug",
             Conflict::Username => "a user with this username",
+            Conflict::LastAdmin => "the last admin of the tenant",
         })
     }
 }

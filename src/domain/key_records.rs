@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::ids::{Generation, Role, TenantId, TenantSlug, UserId, Username};
-use crate::cache::{Cached, RecordCache};
+use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, DbPool};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +128,43 @@ impl KeyRecords {
                 })
                 .collect(),
         }))
+    }
+
+    /// After a committed change: puts the user's record as Postgres now has
+    /// it into the cache. Fails if the cache cannot be updated, so no caller
+    /// reports success while a stale entry could still accept old tokens.
+    pub async fn publish(&self, user: UserId) -> Result<(), DomainError> {
+        let record = self.load_from_db(user).await?;
+        let written = match &record {
+            Some(record) => {
+                let payload =
+                    serde_json::to_vec(record).map_err(|e| DomainError::Internal(e.to_string()))?;
+                self.cache.put_record(user, record.version, &payload).await
+            }
+            None => self.cache.put_absent(user, 0).await,
+        };
+        self.publish_outcome(user, written).await
+    }
+
+    /// After a committed deletion: caches "no such user" at `tombstone`, a
+    /// version above any record of the user that could still be written back.
+    pub async fn publish_deleted(&self, user: UserId, tombstone: i64) -> Result<(), DomainError> {
+        let written = self.cache.put_absent(user, tombstone).await;
+        self.publish_outcome(user, written).await
+    }
+
+    async fn publish_outcome(
+        &self,
+        user: UserId,
+        written: Result<(), CacheError>,
+    ) -> Result<(), DomainError> {
+        let Err(e) = written else { return Ok(()) };
+        // Best effort: without an entry, readers fall through to Postgres.
+        let removed = self.cache.remove(user).await;
+        tracing::error!(%user, error = %e, removed = removed.is_ok(), "could not publish a changed key record");
+        Err(DomainError::Unavailable(format!(
+            "the change is saved but the cache could not be updated ({e}); retry"
+        )))
     }
 
     async fn write_back(&self, user: UserId, record: Option<&KeyRecord>) {

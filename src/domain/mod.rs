@@ -2,6 +2,7 @@
 //! owns transactions and calls storage (`db`, `cache`); it knows nothing of HTTP.
 
 pub mod accounts;
+pub mod admin;
 pub mod error;
 pub mod ids;
 pub mod key_records;

@@ -10,6 +10,8 @@ use futures_util::future::LocalBoxFuture;
 
 use super::AppState;
 use super::problem::ApiError;
+use crate::domain::admin::{Actor, AuditContext};
+use crate::domain::ids::Role;
 use crate::domain::service_keys::ServiceKeyId;
 use crate::domain::verify::Verified;
 
@@ -77,5 +79,51 @@ impl FromRequest for ServiceCaller {
                     ApiError::InvalidToken
                 })
         }))
+    }
+}
+
+/// The request's id: a well-formed `X-Request-Id` from the caller, or a new one.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Whoever may administer tenants: a service (by service key) or a tenant
+/// admin (by access token). A member's valid token gets 403.
+pub struct AdminCaller(pub AuditContext);
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let credential = bearer(req).map(str::to_owned);
+        let state = state(req);
+        let request_id = Some(request_id(req));
+        Box::pin(async move {
+            let (credential, state) = (credential?, state?);
+            let actor = match state.service_keys.authenticate(&credential) {
+                Some(key) => Actor::Service(key),
+                None => {
+                    let verified = state.verifier.verify(&credential).await?;
+                    if verified.record.role != Role::Admin {
+                        return Err(ApiError::Forbidden);
+                    }
+                    Actor::Admin {
+                        user: verified.record.user_id,
+                        tenant: verified.record.tenant_id,
+                    }
+                }
+            };
+            Ok(AdminCaller(AuditContext { actor, request_id }))
+        })
     }
 }

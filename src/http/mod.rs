@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, Resource, web};
 
 use crate::cache::RecordCache;
 use crate::db::DbPool;
+use crate::domain::admin::Admin;
 use crate::domain::key_records::KeyRecords;
 use crate::domain::password::PasswordHasher;
 use crate::domain::secrets::MasterKey;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub key_records: KeyRecords,
     pub issuer: Issuer,
     pub verifier: Verifier,
+    pub admin: Admin,
     pub service_keys: ServiceKeys,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
@@ -40,7 +42,7 @@ pub struct AppState {
 
 /// Registers every route, body limits and problem+json error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use handlers::{health, introspect, me, sessions, tenants, users};
+    use handlers::{audit, health, introspect, me, sessions, tenants, users};
 
     cfg.app_data(
         web::JsonConfig::default()
@@ -51,10 +53,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
     .service(resource("/healthz").get(health::healthz))
     .service(resource("/readyz").get(health::readyz))
     .service(resource("/v1/tenants").post(tenants::create))
-    .service(resource("/v1/tenants/{tenant}/users").post(users::create))
+    .service(resource("/v1/tenants/{tenant}").get(tenants::get))
+    .service(
+        resource("/v1/tenants/{tenant}/users")
+            .get(users::list)
+            .post(users::create),
+    )
+    .service(
+        resource("/v1/tenants/{tenant}/users/{user_id}")
+            .get(users::get)
+            .patch(users::update)
+            .delete(users::delete),
+    )
+    .service(
+        resource("/v1/tenants/{tenant}/users/{user_id}/rotate-secret").post(users::rotate_secret),
+    )
+    .service(resource("/v1/tenants/{tenant}/rotate-secrets").post(tenants::rotate_secrets))
+    .service(resource("/v1/tenants/{tenant}/audit-events").get(audit::list))
     .service(resource("/v1/tenants/{tenant}/login").post(sessions::login))
     .service(resource("/v1/me").get(me::me))
     .service(resource("/v1/introspect").post(introspect::introspect))

@@ -33,6 +33,9 @@ pub enum ApiError {
     Validation { field: &'static str, detail: String },
     #[error("{0}")]
     BadRequest(String),
+    /// Authenticated, but the role does not allow this.
+    #[error("forbidden")]
+    Forbidden,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -71,10 +74,12 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(Conflict::TenantSlug) => "tenant_exists",
             ApiError::Conflict(Conflict::Username) => "user_exists",
+            ApiError::Conflict(Conflict::LastAdmin) => "last_admin",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable => "unavailable",
@@ -89,6 +94,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "Invalid credentials",
             ApiError::Validation { .. } => "Invalid input",
             ApiError::BadRequest(_) => "Bad request",
+            ApiError::Forbidden => "Forbidden",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
@@ -105,7 +111,11 @@ impl ApiError {
             ApiError::Validation { detail, .. } | ApiError::BadRequest(detail) => {
                 Some(detail.clone())
             }
-            ApiError::NotFound(_) | ApiError::Conflict(_) => Some(self.to_string()),
+            ApiError::NotFound(_) => Some(self.to_string()),
+            ApiError::Conflict(Conflict::LastAdmin) => {
+                Some("the tenant must keep at least one enabled admin".to_owned())
+            }
+            ApiError::Conflict(_) => Some(self.to_string()),
             _ => None,
         }
     }
@@ -118,6 +128,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

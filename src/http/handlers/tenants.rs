@@ -1,4 +1,4 @@
-//! `POST /v1/tenants`.
+//! `/v1/tenants…`: creating and reading tenants, tenant-wide rotation.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::accounts::{self, Tenant};
 use crate::domain::ids::{TenantId, TenantName, TenantSlug};
 use crate::http::AppState;
-use crate::http::extract::ServiceCaller;
+use crate::http::extract::{AdminCaller, ServiceCaller};
 use crate::http::problem::ApiError;
 
 #[derive(Deserialize)]
@@ -49,4 +49,23 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/tenants/{}", tenant.slug)))
         .json(TenantResponse::from(tenant)))
+}
+
+pub async fn get(
+    AdminCaller(ctx): AdminCaller,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.admin.tenant(&ctx, &tenant).await?;
+    Ok(HttpResponse::Ok().json(TenantResponse::from(tenant)))
+}
+
+/// Incident response: every user of the tenant gets a new secret.
+pub async fn rotate_secrets(
+    AdminCaller(ctx): AdminCaller,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rotated = state.admin.rotate_tenant_secrets(&ctx, &tenant).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rotated": rotated })))
 }
