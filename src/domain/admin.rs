@@ -317,6 +317,7 @@ impl Admin {
                 Ok::<_, DomainError>(row)
             })
             .await?;
+        drop(conn); // publishing takes a connection of its own
         self.key_records.publish(user).await?;
         tracing::info!(tenant = %tenant.slug, user_id = %user, actor = %ctx.actor.id(), "user updated");
         user_from_row(row)
@@ -346,6 +347,7 @@ impl Admin {
                 Ok::<_, DomainError>(tombstone)
             })
             .await?;
+        drop(conn);
         self.key_records.publish_deleted(user, tombstone).await?;
         tracing::info!(tenant = %tenant.slug, user_id = %user, actor = %ctx.actor.id(), "user deleted");
         Ok(())
@@ -381,6 +383,7 @@ impl Admin {
                 Ok::<_, DomainError>(rotation)
             })
             .await?;
+        drop(conn); // publishing takes a connection of its own
         self.key_records.publish(user).await?;
         tracing::info!(
             tenant = %tenant.slug, user_id = %user, generation = %rotation.generation,

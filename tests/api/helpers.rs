@@ -215,8 +215,12 @@ impl TestApp {
 
     /// Logs in with the standard test password and returns the access token.
     pub async fn token(&self, tenant: &str, username: &str) -> String {
-        let response = self.login(tenant, username, PASSWORD).await;
-        assert_eq!(response.status(), 200);
+        self.token_with(tenant, username, PASSWORD).await
+    }
+
+    pub async fn token_with(&self, tenant: &str, username: &str, password: &str) -> String {
+        let response = self.login(tenant, username, password).await;
+        assert_eq!(response.status(), 200, "login of {username}");
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     }

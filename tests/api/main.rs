@@ -1,10 +1,12 @@
 //! The integration suite: one binary, real Postgres and Redis.
 
 mod admin;
+mod administration;
 mod docs;
 mod health;
 mod helpers;
 mod introspect;
 mod login;
+mod rotation;
 mod storage;
 mod verification;
