@@ -350,3 +350,56 @@ pub fn sign(claims: &Value, secret: &[u8], kid: &str) -> String {
         Algorithm::HS256,
     )
 }
+
+/// A TCP proxy to Redis that a test can cut and restore, to make one
+/// instance lose its cache while the others keep it.
+pub struct RedisProxy {
+    pub url: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl RedisProxy {
+    pub async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let upstream = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let (cut_flag, link_list) = (cut.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if cut_flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused in effect
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                link_list.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Self { url, cut, links }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.links
+            .lock()
+            .unwrap()
+            .drain(..)
+            .for_each(|link| link.abort());
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -269,3 +269,45 @@ async fn tenant_wide_rotation_kills_every_token_of_the_tenant_only() {
         "another tenant is untouched"
     );
 }
+
+#[tokio::test]
+async fn a_rotation_that_cannot_update_the_cache_does_not_report_success() {
+    let proxy = crate::helpers::RedisProxy::start().await;
+    let direct = test_settings();
+    let mut via_proxy = direct.clone();
+    via_proxy.redis.url = proxy.url.clone();
+    let a = spawn_app_with(via_proxy).await;
+    let b = spawn_app_with(direct).await;
+    let alice = a.tenant_with_user("acme", "alice").await;
+    assert_eq!(
+        b.me(&alice.token).await.status(),
+        200,
+        "cached in the shared Redis"
+    );
+
+    proxy.cut();
+    let response = rotate(&a, "acme", alice.id, None).await;
+    assert_eq!(
+        response.status(),
+        503,
+        "A cannot update the cache, so it must not report success"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "unavailable"
+    );
+
+    // Once Redis is back, a retry succeeds and B rejects the old token at once.
+    proxy.restore();
+    let mut status = 0;
+    for _ in 0..40 {
+        status = rotate(&a, "acme", alice.id, None).await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the retry succeeds once Redis is back");
+    assert_eq!(b.me(&alice.token).await.status(), 401);
+}
