@@ -199,6 +199,12 @@ pub struct SettingsArgs {
     /// Lifetime of access tokens.
     #[arg(long, env = "TENANT_JWT_ACCESS_TOKEN_TTL", global = true, default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    #[arg(long, env = "TENANT_JWT_REFRESH_TOKEN_TTL", global = true, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
+    /// How often expired refresh tokens and sessions are deleted.
+    #[arg(long, env = "TENANT_JWT_PRUNE_INTERVAL", global = true, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub prune_interval: Duration,
     /// Clock skew tolerated on exp, nbf and iat.
     #[arg(long, env = "TENANT_JWT_CLOCK_LEEWAY", global = true, default_value = "5s", value_parser = humantime::parse_duration)]
     pub clock_leeway: Duration,
@@ -254,6 +260,7 @@ impl SettingsArgs {
                 issuer: self.issuer,
                 audience: self.audience,
                 access_ttl: self.access_token_ttl,
+                refresh_ttl: self.refresh_token_ttl,
                 leeway: self.clock_leeway,
             },
             master_key: match self.master_key.filter(|k| !k.trim().is_empty()) {
@@ -267,6 +274,7 @@ impl SettingsArgs {
             } else {
                 self.hash_workers
             },
+            prune_interval: self.prune_interval.max(Duration::from_secs(1)),
         })
     }
 }

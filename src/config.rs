@@ -19,6 +19,8 @@ pub struct Settings {
     pub service_keys: ServiceKeys,
     /// Threads that may run argon2id at once.
     pub hash_workers: usize,
+    /// How often expired refresh tokens and sessions are deleted.
+    pub prune_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
 }

@@ -17,6 +17,7 @@ use crate::domain::admin::Admin;
 use crate::domain::key_records::KeyRecords;
 use crate::domain::password::PasswordHasher;
 use crate::domain::secrets::MasterKey;
+use crate::domain::sessions::Sessions;
 use crate::domain::tokens::Issuer;
 use crate::domain::verify::Verifier;
 use crate::http::{self, AppState};
@@ -86,9 +87,20 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
     let hasher = PasswordHasher::new(settings.hash_workers)?;
     let key_records = KeyRecords::new(pool.clone(), cache.clone());
+    let verifier = Verifier::new(&settings.tokens, master_key.clone(), key_records.clone());
+    let issuer = Issuer::new(settings.tokens.clone(), master_key.clone());
+    let sessions = Sessions::new(
+        pool.clone(),
+        key_records.clone(),
+        issuer.clone(),
+        verifier.clone(),
+        master_key.clone(),
+        settings.tokens.refresh_ttl,
+    );
+    spawn_pruning(sessions.clone(), settings.prune_interval);
     Ok(AppState {
-        verifier: Verifier::new(&settings.tokens, master_key.clone(), key_records.clone()),
-        issuer: Issuer::new(settings.tokens.clone(), master_key.clone()),
+        verifier,
+        sessions,
         admin: Admin::new(
             pool.clone(),
             hasher.clone(),
@@ -103,6 +115,25 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         service_keys: settings.service_keys.clone(),
         readiness_timeout: settings.database.acquire_timeout,
     })
+}
+
+/// Deletes expired refresh tokens and sessions every `interval`, for as long
+/// as the runtime that started the application lives.
+fn spawn_pruning(sessions: Sessions, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match sessions.prune().await {
+                Ok((0, 0)) => {}
+                Ok((refresh_tokens, sessions)) => {
+                    tracing::info!(refresh_tokens, sessions, "pruned expired rows")
+                }
+                Err(e) => tracing::warn!(error = %e, "pruning expired rows failed"),
+            }
+        }
+    });
 }
 
 /// Loads the master key (from the setting, or from the key file, creating it

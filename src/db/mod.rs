@@ -7,6 +7,7 @@ pub mod audit;
 pub mod master_key_check;
 pub mod schema;
 pub mod secrets;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 

@@ -180,3 +180,17 @@ pub async fn delete(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<
         .get_result(conn)
         .await
 }
+
+/// Locks a user's row by id alone (the tenant is not known yet).
+pub async fn lock_by_id(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(user_id)
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}

@@ -5,7 +5,7 @@ use super::error::{Conflict, DomainError, LoginFailure, is_unique_violation};
 use super::ids::{Role, TenantId, TenantName, TenantSlug, UserId, Username};
 use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
-use super::tokens::{IssuedToken, Issuer};
+use super::sessions::{Sessions, TokenPair};
 use crate::db::{self, DbPool};
 use chrono::{DateTime, Utc};
 
@@ -68,11 +68,11 @@ pub async fn login(
     pool: &DbPool,
     hasher: &PasswordHasher,
     key_records: &KeyRecords,
-    issuer: &Issuer,
+    sessions: &Sessions,
     tenant: &str,
     username: &str,
     password: Password,
-) -> Result<IssuedToken, DomainError> {
+) -> Result<TokenPair, DomainError> {
     let refuse = |reason: LoginFailure, user: Option<UserId>| {
         tracing::info!(
             tenant,
@@ -119,7 +119,7 @@ pub async fn login(
     if record.disabled {
         return refuse(LoginFailure::Disabled, Some(user));
     }
-    let token = issuer.issue(&record)?;
-    tracing::info!(tenant, user_id = %user, jti = %token.claims.jti, "login succeeded");
-    Ok(token)
+    let tokens = sessions.start(&record).await?;
+    tracing::info!(tenant, user_id = %user, sid = %tokens.access.claims.sid, "login succeeded");
+    Ok(tokens)
 }

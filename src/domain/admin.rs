@@ -35,8 +35,13 @@ const ROTATION_BATCH: i64 = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     Service(ServiceKeyId),
-    Admin { user: UserId, tenant: TenantId },
+    Admin {
+        user: UserId,
+        tenant: TenantId,
+    },
     Operator,
+    /// The service acting on its own, e.g. on refresh-token reuse.
+    System,
 }
 
 impl Actor {
@@ -45,6 +50,7 @@ impl Actor {
             Actor::Service(_) => "service",
             Actor::Admin { .. } => "user",
             Actor::Operator => "operator",
+            Actor::System => "system",
         }
     }
 
@@ -53,12 +59,13 @@ impl Actor {
             Actor::Service(key) => key.to_string(),
             Actor::Admin { user, .. } => user.to_string(),
             Actor::Operator => "cli".to_owned(),
+            Actor::System => "tenant-jwt".to_owned(),
         }
     }
 
     fn may_manage(&self, tenant: TenantId) -> bool {
         match self {
-            Actor::Service(_) | Actor::Operator => true,
+            Actor::Service(_) | Actor::Operator | Actor::System => true,
             Actor::Admin { tenant: own, .. } => *own == tenant,
         }
     }
@@ -307,11 +314,19 @@ impl Admin {
                 if security_event {
                     rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
                 }
+                // A new password or a disabled account also ends every session:
+                // no refresh token may outlive it. A role change keeps them;
+                // new access tokens carry the new role.
+                let sessions_ended = password_hash.is_some() || disabled_change == Some(true);
+                if sessions_ended {
+                    db::sessions::revoke_all_for_user(conn, user.as_uuid(), "user_updated").await?;
+                }
                 let details = serde_json::json!({
                     "role": role_change,
                     "disabled": disabled_change,
                     "password_changed": password_hash.is_some(),
                     "secret_rotated": security_event,
+                    "sessions_ended": sessions_ended,
                 });
                 audit(conn, ctx, tenant.id, "user_updated", Some(user), details).await?;
                 Ok::<_, DomainError>(row)
@@ -375,6 +390,12 @@ impl Admin {
                     .await?
                     .ok_or(DomainError::NotFound("user"))?;
                 let rotation = rotate_locked(conn, &self.master_key, user, grace).await?;
+                // Without grace this is "log out everywhere": refresh tokens die
+                // too. With grace it is a planned key rollover: sessions go on.
+                if grace.is_zero() {
+                    db::sessions::revoke_all_for_user(conn, user.as_uuid(), "secret_rotated")
+                        .await?;
+                }
                 let details = serde_json::json!({
                     "generation": rotation.generation,
                     "grace_seconds": grace.as_secs(),
@@ -423,6 +444,12 @@ impl Admin {
                             .is_some()
                         {
                             rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
+                            db::sessions::revoke_all_for_user(
+                                conn,
+                                user.as_uuid(),
+                                "tenant_secrets_rotated",
+                            )
+                            .await?;
                             done.push(user);
                         }
                     }
@@ -508,7 +535,7 @@ impl Admin {
 
 /// Retires the current generation (valid until now + grace) and makes a new
 /// random one current. The caller holds the user's row lock.
-async fn rotate_locked(
+pub(super) async fn rotate_locked(
     conn: &mut AsyncPgConnection,
     master_key: &MasterKey,
     user: UserId,
@@ -550,7 +577,7 @@ async fn ensure_other_admin(
     Ok(())
 }
 
-async fn audit(
+pub(super) async fn audit(
     conn: &mut AsyncPgConnection,
     ctx: &AuditContext,
     tenant: TenantId,

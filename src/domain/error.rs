@@ -22,6 +22,9 @@ pub enum DomainError {
     /// A login that did not succeed. The reason is for logs only.
     #[error("login refused: {}", .0.as_str())]
     InvalidCredentials(LoginFailure),
+    /// A refresh token that cannot be exchanged. The reason is for logs only.
+    #[error("refresh refused: {}", .0.as_str())]
+    InvalidGrant(RefreshFailure),
     /// A token that did not verify. The reason is for logs only.
     #[error("token rejected: {}", .0.as_str())]
     InvalidToken(Rejection),
@@ -70,6 +73,33 @@ impl LoginFailure {
             LoginFailure::UnknownUser => "unknown_user",
             LoginFailure::WrongPassword => "wrong_password",
             LoginFailure::Disabled => "disabled",
+        }
+    }
+}
+
+/// Why a refresh failed; every one looks the same from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailure {
+    Unknown,
+    /// Spent before: a theft signal.
+    Reused,
+    Revoked,
+    Expired,
+    UnknownUser,
+    Disabled,
+    WrongTenant,
+}
+
+impl RefreshFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshFailure::Unknown => "unknown",
+            RefreshFailure::Reused => "reused",
+            RefreshFailure::Revoked => "revoked",
+            RefreshFailure::Expired => "expired",
+            RefreshFailure::UnknownUser => "unknown_user",
+            RefreshFailure::Disabled => "disabled",
+            RefreshFailure::WrongTenant => "wrong_tenant",
         }
     }
 }

@@ -74,6 +74,11 @@ uuid_newtype!(
     TokenId,
     "jti"
 );
+uuid_newtype!(
+    /// A login session (a refresh-token family); the `sid` claim.
+    SessionId,
+    "sid"
+);
 
 /// A secret generation of one user; the `kid` header of every token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

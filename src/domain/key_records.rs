@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
-use super::ids::{Generation, Role, TenantId, TenantSlug, UserId, Username};
+use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, DbPool};
 
@@ -25,6 +25,9 @@ pub struct KeyRecord {
     pub disabled: bool,
     /// Usable generations, newest first.
     pub generations: Vec<SealedGeneration>,
+    /// Revoked sessions whose access tokens may not have expired yet.
+    #[serde(default)]
+    pub revoked_sessions: Vec<SessionId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +110,7 @@ impl KeyRecords {
             return Ok(None);
         };
         let secrets = db::secrets::usable(&mut conn, user.as_uuid()).await?;
+        let revoked_sessions = db::sessions::revoked_and_live(&mut conn, user.as_uuid()).await?;
         let corrupt =
             |e: super::ids::InvalidInput| DomainError::Internal(format!("stored user {user}: {e}"));
         Ok(Some(KeyRecord {
@@ -127,6 +131,7 @@ impl KeyRecords {
                         .map(|retired| row.valid_until.unwrap_or(retired)),
                 })
                 .collect(),
+            revoked_sessions: revoked_sessions.into_iter().map(SessionId::from).collect(),
         }))
     }
 
@@ -198,6 +203,7 @@ mod tests {
             role: Role::Member,
             disabled: false,
             generations,
+            revoked_sessions: Vec::new(),
         }
     }
 

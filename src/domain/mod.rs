@@ -9,6 +9,7 @@ pub mod key_records;
 pub mod password;
 pub mod secrets;
 pub mod service_keys;
+pub mod sessions;
 pub mod tokens;
 pub mod verify;
 

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
-use super::ids::{Role, TenantId, TokenId, UserId};
+use super::ids::{Role, SessionId, TenantId, TokenId, UserId};
 use super::key_records::KeyRecord;
 use super::secrets::MasterKey;
 use crate::config::TokenSettings;
@@ -25,6 +25,7 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: TokenId,
+    pub sid: SessionId,
 }
 
 #[derive(Debug, Clone)]
@@ -48,8 +49,9 @@ impl Issuer {
         }
     }
 
-    /// Signs a new access token for the record's user with their current secret.
-    pub fn issue(&self, record: &KeyRecord) -> Result<IssuedToken, DomainError> {
+    /// Signs a new access token for the record's user with their current
+    /// secret, as part of session `sid`.
+    pub fn issue(&self, record: &KeyRecord, sid: SessionId) -> Result<IssuedToken, DomainError> {
         let current = record.current().ok_or_else(|| {
             DomainError::Internal(format!("user {} has no current secret", record.user_id))
         })?;
@@ -68,6 +70,7 @@ impl Issuer {
             nbf: now,
             exp: now + i64::try_from(ttl).unwrap_or(i64::MAX / 2),
             jti: TokenId::generate(),
+            sid,
         };
         let header = Header {
             kid: Some(current.generation.to_string()),

@@ -10,7 +10,7 @@
 //! 5. the signature under the `kid` generation's secret, then `exp`, `nbf`,
 //!    `iss`, `aud` and `iat`;
 //! 6. the claims against the record: same user, same tenant, same role, not
-//!    disabled.
+//!    disabled, session not revoked.
 //!
 //! Every rejection is one `DomainError::InvalidToken`; its reason is logged
 //! here and never shown to the client.
@@ -52,6 +52,7 @@ pub enum Rejection {
     WrongAudience,
     ClaimsMismatch,
     Disabled,
+    RevokedSession,
     UndecryptableSecret,
 }
 
@@ -70,6 +71,7 @@ impl Rejection {
             Rejection::WrongAudience => "wrong_audience",
             Rejection::ClaimsMismatch => "claims_mismatch",
             Rejection::Disabled => "disabled",
+            Rejection::RevokedSession => "revoked_session",
             Rejection::UndecryptableSecret => "undecryptable_secret",
         }
     }
@@ -202,6 +204,9 @@ impl Verifier {
         }
         if record.disabled {
             return Err(Rejection::Disabled.into());
+        }
+        if record.revoked_sessions.contains(&claims.sid) {
+            return Err(Rejection::RevokedSession.into());
         }
         Ok(Verified { claims, record })
     }

@@ -18,7 +18,7 @@ use crate::domain::key_records::KeyRecords;
 use crate::domain::password::PasswordHasher;
 use crate::domain::secrets::MasterKey;
 use crate::domain::service_keys::ServiceKeys;
-use crate::domain::tokens::Issuer;
+use crate::domain::sessions::Sessions;
 use crate::domain::verify::Verifier;
 use problem::{ApiError, json_error};
 
@@ -32,9 +32,9 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub master_key: Arc<MasterKey>,
     pub key_records: KeyRecords,
-    pub issuer: Issuer,
     pub verifier: Verifier,
     pub admin: Admin,
+    pub sessions: Sessions,
     pub service_keys: ServiceKeys,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
@@ -78,6 +78,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1/tenants/{tenant}/rotate-secrets").post(tenants::rotate_secrets))
     .service(resource("/v1/tenants/{tenant}/audit-events").get(audit::list))
     .service(resource("/v1/tenants/{tenant}/login").post(sessions::login))
+    .service(resource("/v1/tenants/{tenant}/token/refresh").post(sessions::refresh_in_tenant))
+    .service(resource("/v1/token/refresh").post(sessions::refresh))
+    .service(resource("/v1/logout").post(sessions::logout))
+    .service(resource("/v1/logout-all").post(sessions::logout_all))
+    .service(resource("/v1/revoke").post(sessions::revoke))
     .service(resource("/v1/me").get(me::me))
     .service(resource("/v1/introspect").post(introspect::introspect))
     .default_service(web::to(|| async {

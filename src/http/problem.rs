@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A login that failed, for whatever reason. One response for every reason.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A refresh token that cannot be exchanged, for whatever reason.
+    #[error("invalid grant")]
+    InvalidGrant,
     #[error("{detail}")]
     Validation { field: &'static str, detail: String },
     #[error("{0}")]
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::MissingToken => "unauthenticated",
             ApiError::InvalidToken => "invalid_token",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InvalidGrant => "invalid_grant",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Forbidden => "forbidden",
@@ -92,6 +96,7 @@ impl ApiError {
             ApiError::MissingToken => "Authentication required",
             ApiError::InvalidToken => "Invalid token",
             ApiError::InvalidCredentials => "Invalid credentials",
+            ApiError::InvalidGrant => "Invalid refresh token",
             ApiError::Validation { .. } => "Invalid input",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::Forbidden => "Forbidden",
@@ -124,9 +129,10 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MissingToken | ApiError::InvalidToken | ApiError::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::InvalidCredentials
+            | ApiError::InvalidGrant => StatusCode::UNAUTHORIZED,
             ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -144,7 +150,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
         match self {
-            ApiError::MissingToken | ApiError::InvalidCredentials => {
+            ApiError::MissingToken | ApiError::InvalidCredentials | ApiError::InvalidGrant => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     format!("Bearer realm=\"{REALM}\""),
@@ -187,6 +193,7 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound(what) => ApiError::NotFound(what),
             DomainError::InvalidCredentials(_) => ApiError::InvalidCredentials,
             DomainError::InvalidToken(_) => ApiError::InvalidToken,
+            DomainError::InvalidGrant(_) => ApiError::InvalidGrant,
             DomainError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
                 ApiError::Unavailable

@@ -79,11 +79,13 @@ pub fn test_settings() -> Settings {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
             leeway: Duration::from_secs(5),
         },
         master_key: MasterKeySource::Inline(MasterKey::generate_base64().unwrap()),
         service_keys: ServiceKeys::parse(&service_key()).unwrap(),
         hash_workers: 2,
+        prune_interval: Duration::from_secs(3600),
     }
 }
 
@@ -321,6 +323,7 @@ pub fn claims_for(user: UserId, tenant: &str) -> Value {
     json!({
         "iss": ISSUER, "aud": AUDIENCE, "sub": user.to_string(), "tid": tenant,
         "role": "member", "iat": now, "nbf": now, "exp": now + 600, "jti": Uuid::new_v4().to_string(),
+        "sid": Uuid::new_v4().to_string(),
     })
 }
 

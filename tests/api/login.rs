@@ -17,7 +17,12 @@ async fn login_then_me() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
-    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    assert_eq!(body["refresh_expires_in"], 30 * 86_400);
+    assert!(
+        body["refresh_token"].as_str().unwrap().len() >= 43,
+        "at least 256 bits"
+    );
+    assert_eq!(body.as_object().unwrap().len(), 5, "{body}");
 
     let me: Value = app
         .me(body["access_token"].as_str().unwrap())
@@ -65,7 +70,7 @@ async fn tokens_carry_the_generation_and_the_agreed_claims() {
     assert_eq!(
         names,
         [
-            "aud", "exp", "iat", "iss", "jti", "nbf", "role", "sub", "tid"
+            "aud", "exp", "iat", "iss", "jti", "nbf", "role", "sid", "sub", "tid"
         ]
     );
     assert_eq!(claims["sub"], m.id.to_string());

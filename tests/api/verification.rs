@@ -231,7 +231,7 @@ async fn issuer_audience_and_required_claims_are_enforced() {
         "role the user does not have",
     )
     .await;
-    for required in ["exp", "iat", "jti", "sub", "iss", "aud", "nbf"] {
+    for required in ["exp", "iat", "jti", "sub", "iss", "aud", "nbf", "sid"] {
         let mut claims = claims_for(m.id, &m.tenant_id);
         claims.as_object_mut().unwrap().remove(required);
         assert_rejected(

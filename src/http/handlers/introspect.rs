@@ -1,7 +1,6 @@
 //! `POST /v1/introspect` (RFC 7662) for the SaaS backend's services. The body
 //! is `token=…` form-encoded as the RFC says; JSON `{"token": …}` is accepted too.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -34,29 +33,13 @@ struct Active<'a> {
     aud: &'a str,
 }
 
-fn parse_body(req: &HttpRequest, body: &[u8]) -> Result<IntrospectRequest, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match content_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}"))),
-        Some("application/json") => serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
-        _ => Err(ApiError::UnsupportedMediaType),
-    }
-}
-
 pub async fn introspect(
     _caller: ServiceCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request = parse_body(&req, &body)?;
+    let request: IntrospectRequest = super::form_or_json(&req, &body)?;
     match state.verifier.verify(&request.token).await {
         Ok(verified) => {
             let (claims, record) = (&verified.claims, &verified.record);

@@ -1,0 +1,210 @@
+//! The `sessions` and `refresh_tokens` tables.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::{refresh_tokens, sessions};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub access_valid_until: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct RefreshRow {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub spent_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    access_valid_until: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(id),
+            sessions::user_id.eq(user_id),
+            sessions::access_valid_until.eq(access_valid_until),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn lock_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<SessionRow>> {
+    sessions::table
+        .find(id)
+        .select(SessionRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Records that an access token valid until `until` was issued in the session.
+pub async fn extend_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    until: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::access_valid_until.eq(until))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Revokes one session and its refresh tokens; false if it was revoked already.
+pub async fn revoke_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: &str,
+) -> QueryResult<bool> {
+    let revoked = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoke_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(revoked > 0)
+}
+
+/// Revokes every session and refresh token of a user; returns the sessions revoked.
+pub async fn revoke_all_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    reason: &str,
+) -> QueryResult<usize> {
+    let revoked = diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoke_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(revoked)
+}
+
+/// Revoked sessions of a user whose access tokens may not all have expired.
+pub async fn revoked_and_live(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Vec<Uuid>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_not_null())
+        .filter(sessions::access_valid_until.gt(diesel::dsl::now))
+        .select(sessions::id)
+        .load(conn)
+        .await
+}
+
+pub async fn insert_refresh(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    session_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::session_id.eq(session_id),
+            refresh_tokens::user_id.eq(user_id),
+            refresh_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn find_refresh(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<RefreshRow>> {
+    refresh_tokens::table
+        .find(token_hash)
+        .select(RefreshRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Spends a refresh token if it is unspent, unrevoked and unexpired, in one
+/// statement: of two concurrent attempts, at most one gets the row.
+pub async fn spend_refresh(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<RefreshRow>> {
+    diesel::update(
+        refresh_tokens::table
+            .find(token_hash)
+            .filter(refresh_tokens::spent_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(diesel::dsl::now)),
+    )
+    .set(refresh_tokens::spent_at.eq(diesel::dsl::now))
+    .returning(RefreshRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Deletes expired refresh tokens, then sessions that can no longer matter:
+/// their access tokens have expired and they are revoked or have no refresh
+/// token left. Returns (refresh tokens, sessions) deleted.
+pub async fn prune(conn: &mut AsyncPgConnection) -> QueryResult<(usize, usize)> {
+    let tokens = diesel::delete(
+        refresh_tokens::table.filter(refresh_tokens::expires_at.lt(diesel::dsl::now)),
+    )
+    .execute(conn)
+    .await?;
+    let sessions = diesel::sql_query(
+        "DELETE FROM sessions s WHERE s.access_valid_until < now() \
+         AND (s.revoked_at IS NOT NULL \
+              OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id))",
+    )
+    .execute(conn)
+    .await?;
+    Ok((tokens, sessions))
+}

@@ -1,0 +1,348 @@
+//! Sessions and refresh tokens: short access tokens, rotating refresh tokens
+//! with reuse detection, logout, logout everywhere and RFC 7009 revocation.
+//!
+//! Each login starts a session (a refresh-token family); its access tokens
+//! carry the session id as `sid`. A refresh token is spent when exchanged; a
+//! spent one presented again is a theft signal, answered by revoking every
+//! session of the user and rotating their secret, which kills every access
+//! token too. A revoked session stays in the user's cached key record until
+//! its last access token expires, so verification remains one lookup and a
+//! flushed cache reloads the revocation from Postgres.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::admin::{Actor, AuditContext, audit, rotate_locked};
+use super::error::{DomainError, RefreshFailure};
+use super::ids::{SessionId, TenantId, UserId};
+use super::key_records::{KeyRecord, KeyRecords};
+use super::secrets::MasterKey;
+use super::tokens::{IssuedToken, Issuer};
+use super::verify::Verifier;
+use crate::db::{self, DbPool};
+
+const REFRESH_PREFIX: &str = "tjr_";
+
+/// An opaque refresh token: 256 random bits. Stored only as its SHA-256.
+pub struct RefreshToken(Zeroizing<String>);
+
+impl RefreshToken {
+    fn generate() -> Result<Self, DomainError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut())
+            .map_err(|e| DomainError::Internal(format!("OS random number generator: {e}")))?;
+        Ok(Self(Zeroizing::new(format!(
+            "{REFRESH_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(bytes.as_ref())
+        ))))
+    }
+
+    fn hash_of(presented: &str) -> [u8; 32] {
+        Sha256::digest(presented.as_bytes()).into()
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(<redacted>)")
+    }
+}
+
+/// What a login or a refresh hands out.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access: IssuedToken,
+    pub refresh_token: RefreshToken,
+    pub refresh_expires_in: u64,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    pool: DbPool,
+    key_records: KeyRecords,
+    issuer: Issuer,
+    verifier: Verifier,
+    master_key: Arc<MasterKey>,
+    refresh_ttl: Duration,
+}
+
+impl Sessions {
+    pub fn new(
+        pool: DbPool,
+        key_records: KeyRecords,
+        issuer: Issuer,
+        verifier: Verifier,
+        master_key: Arc<MasterKey>,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            key_records,
+            issuer,
+            verifier,
+            master_key,
+            refresh_ttl,
+        }
+    }
+
+    fn refresh_expiry(&self) -> Result<chrono::DateTime<Utc>, DomainError> {
+        Ok(Utc::now()
+            + chrono::Duration::from_std(self.refresh_ttl)
+                .map_err(|e| DomainError::Internal(e.to_string()))?)
+    }
+
+    /// Starts a session for a user who just proved their password.
+    pub async fn start(&self, record: &KeyRecord) -> Result<TokenPair, DomainError> {
+        let sid = SessionId::generate();
+        let access = self.issuer.issue(record, sid)?;
+        let refresh_token = RefreshToken::generate()?;
+        let expires_at = self.refresh_expiry()?;
+        let access_until =
+            chrono::DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now);
+        let mut conn = db::connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let (user, session) = (record.user_id.as_uuid(), sid.as_uuid());
+            db::sessions::insert_session(conn, session, user, access_until).await?;
+            db::sessions::insert_refresh(
+                conn,
+                &RefreshToken::hash_of(refresh_token.expose()),
+                session,
+                user,
+                expires_at,
+            )
+            .await
+        })
+        .await?;
+        Ok(TokenPair {
+            access,
+            refresh_token,
+            refresh_expires_in: self.refresh_ttl.as_secs(),
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair in the same session. With
+    /// `tenant`, the token must belong to a user of that tenant.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        tenant: Option<&str>,
+    ) -> Result<TokenPair, DomainError> {
+        let hash = RefreshToken::hash_of(presented);
+        let found = {
+            let mut conn = db::connection(&self.pool).await?;
+            db::sessions::find_refresh(&mut conn, &hash).await?
+        };
+        let Some(found) = found else {
+            return refuse(RefreshFailure::Unknown, None);
+        };
+        let user = UserId::from(found.user_id);
+        if found.spent_at.is_some() {
+            self.reuse_detected(user).await?;
+            return refuse(RefreshFailure::Reused, Some(user));
+        }
+        if found.revoked_at.is_some() {
+            return refuse(RefreshFailure::Revoked, Some(user));
+        }
+        if found.expires_at <= Utc::now() {
+            return refuse(RefreshFailure::Expired, Some(user));
+        }
+        let Some(record) = self.key_records.load(user).await? else {
+            return refuse(RefreshFailure::UnknownUser, Some(user));
+        };
+        if tenant.is_some_and(|slug| slug != record.tenant_slug.as_str()) {
+            return refuse(RefreshFailure::WrongTenant, Some(user));
+        }
+        if record.disabled {
+            return refuse(RefreshFailure::Disabled, Some(user));
+        }
+
+        let sid = SessionId::from(found.session_id);
+        let access = self.issuer.issue(&record, sid)?;
+        let refresh_token = RefreshToken::generate()?;
+        let expires_at = self.refresh_expiry()?;
+        let access_until =
+            chrono::DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now);
+        let mut conn = db::connection(&self.pool).await?;
+        let outcome = conn
+            .transaction(async |conn| {
+                // The one atomic step: of two requests with the same token, one
+                // gets the row and the other finds it spent.
+                if db::sessions::spend_refresh(conn, &hash).await?.is_none() {
+                    return Ok(Err(RefreshFailure::Reused));
+                }
+                match db::sessions::lock_session(conn, sid.as_uuid()).await? {
+                    Some(session) if session.revoked_at.is_none() => {}
+                    _ => return Ok(Err(RefreshFailure::Revoked)),
+                }
+                db::sessions::extend_session(conn, sid.as_uuid(), access_until).await?;
+                let new_hash = RefreshToken::hash_of(refresh_token.expose());
+                db::sessions::insert_refresh(
+                    conn,
+                    &new_hash,
+                    sid.as_uuid(),
+                    user.as_uuid(),
+                    expires_at,
+                )
+                .await?;
+                Ok::<_, DomainError>(Ok(()))
+            })
+            .await?;
+        drop(conn);
+        match outcome {
+            Ok(()) => Ok(TokenPair {
+                access,
+                refresh_token,
+                refresh_expires_in: self.refresh_ttl.as_secs(),
+            }),
+            Err(RefreshFailure::Reused) => {
+                self.reuse_detected(user).await?;
+                refuse(RefreshFailure::Reused, Some(user))
+            }
+            Err(reason) => refuse(reason, Some(user)),
+        }
+    }
+
+    /// A spent refresh token came back: revoke every session of the user and
+    /// rotate their secret, so every token they hold dies.
+    async fn reuse_detected(&self, user: UserId) -> Result<(), DomainError> {
+        tracing::warn!(user_id = %user, "refresh token reuse detected: revoking every session and rotating the secret");
+        let ctx = AuditContext {
+            actor: Actor::System,
+            request_id: None,
+        };
+        self.kill_everything(&ctx, user, "refresh_token_reused")
+            .await
+    }
+
+    /// Ends the session of this access token; the user's other sessions go on.
+    pub async fn logout(&self, user: UserId, sid: SessionId) -> Result<(), DomainError> {
+        self.revoke_session(user, sid, "logout").await
+    }
+
+    /// Ends every session of the user and rotates their secret.
+    pub async fn logout_all(&self, user: UserId, tenant: TenantId) -> Result<(), DomainError> {
+        let ctx = AuditContext {
+            actor: Actor::Admin { user, tenant },
+            request_id: None,
+        };
+        self.kill_everything(&ctx, user, "logout_all").await
+    }
+
+    /// RFC 7009: revokes the session of an access token or refresh token.
+    /// Unknown and invalid tokens are not an error.
+    pub async fn revoke(&self, token: &str) -> Result<(), DomainError> {
+        if token.starts_with(REFRESH_PREFIX) {
+            let found = {
+                let mut conn = db::connection(&self.pool).await?;
+                db::sessions::find_refresh(&mut conn, &RefreshToken::hash_of(token)).await?
+            };
+            if let Some(found) = found {
+                return self
+                    .revoke_session(found.user_id.into(), found.session_id.into(), "revoked")
+                    .await;
+            }
+            return Ok(());
+        }
+        match self.verifier.verify(token).await {
+            Ok(verified) => {
+                self.revoke_session(verified.record.user_id, verified.claims.sid, "revoked")
+                    .await
+            }
+            Err(DomainError::InvalidToken(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        reason: &str,
+    ) -> Result<(), DomainError> {
+        let mut conn = db::connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            db::sessions::revoke_session(conn, sid.as_uuid(), reason).await?;
+            db::users::bump_version(conn, user.as_uuid())
+                .await
+                .map(drop)
+        })
+        .await?;
+        drop(conn);
+        self.key_records.publish(user).await?;
+        tracing::info!(user_id = %user, sid = %sid, reason, "session revoked");
+        Ok(())
+    }
+
+    async fn kill_everything(
+        &self,
+        ctx: &AuditContext,
+        user: UserId,
+        action: &str,
+    ) -> Result<(), DomainError> {
+        let mut conn = db::connection(&self.pool).await?;
+        conn.transaction(async |conn| {
+            let Some(row) = db::users::lock_by_id(conn, user.as_uuid()).await? else {
+                return Ok(());
+            };
+            let sessions = db::sessions::revoke_all_for_user(conn, user.as_uuid(), action).await?;
+            let rotation = rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
+            let details = serde_json::json!({ "sessions_revoked": sessions, "generation": rotation.generation });
+            audit(conn, ctx, row.tenant_id.into(), action, Some(user), details).await
+        })
+        .await?;
+        drop(conn);
+        self.key_records.publish(user).await
+    }
+
+    /// Deletes expired refresh tokens and sessions that no longer matter.
+    pub async fn prune(&self) -> Result<(usize, usize), DomainError> {
+        let mut conn = db::connection(&self.pool).await?;
+        Ok(db::sessions::prune(&mut conn).await?)
+    }
+}
+
+fn refuse<T>(reason: RefreshFailure, user: Option<UserId>) -> Result<T, DomainError> {
+    tracing::info!(
+        user_id = user.map(tracing::field::display),
+        reason = reason.as_str(),
+        "refresh refused"
+    );
+    Err(DomainError::InvalidGrant(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_long_random_and_never_printed() {
+        let (a, b) = (
+            RefreshToken::generate().unwrap(),
+            RefreshToken::generate().unwrap(),
+        );
+        assert_ne!(a.expose(), b.expose());
+        assert!(a.expose().starts_with(REFRESH_PREFIX));
+        assert_eq!(
+            a.expose().len(),
+            REFRESH_PREFIX.len() + 43,
+            "256 bits in base64url"
+        );
+        assert_eq!(format!("{a:?}"), "RefreshToken(<redacted>)");
+        assert_ne!(
+            RefreshToken::hash_of(a.expose()),
+            RefreshToken::hash_of(b.expose())
+        );
+    }
+}
