@@ -8,5 +8,6 @@ mod helpers;
 mod introspect;
 mod login;
 mod rotation;
+mod sessions;
 mod storage;
 mod verification;
