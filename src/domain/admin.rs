@@ -126,6 +126,24 @@ fn user_from_row(row: db::users::UserRow) -> Result<User, DomainError> {
     })
 }
 
+impl<T> Page<T> {
+    /// A page from at most `limit` rows read in key order: a full page may
+    /// have a successor, a short one is the last.
+    fn from_rows<R>(
+        rows: Vec<R>,
+        limit: i64,
+        key: impl Fn(&R) -> Uuid,
+        item: impl FnMut(R) -> Result<T, DomainError>,
+    ) -> Result<Self, DomainError> {
+        let full = i64::try_from(rows.len()).is_ok_and(|n| n == limit);
+        let next_after = rows.last().filter(|_| full).map(key);
+        Ok(Page {
+            items: rows.into_iter().map(item).collect::<Result<_, _>>()?,
+            next_after,
+        })
+    }
+}
+
 fn page_limit(limit: Option<u32>) -> Result<i64, DomainError> {
     match limit {
         None => Ok(50),
@@ -188,16 +206,7 @@ impl Admin {
         let tenant = self.tenant(ctx, slug).await?;
         let mut conn = db::connection(&self.pool).await?;
         let rows = db::users::page(&mut conn, tenant.id.as_uuid(), after, limit).await?;
-        let next_after = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id))
-            .flatten();
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(user_from_row)
-                .collect::<Result<_, _>>()?,
-            next_after,
-        })
+        Page::from_rows(rows, limit, |row| row.id, user_from_row)
     }
 
     pub async fn user(
@@ -495,13 +504,12 @@ impl Admin {
         let tenant = self.tenant(ctx, slug).await?;
         let mut conn = db::connection(&self.pool).await?;
         let rows = db::audit::page(&mut conn, tenant.id.as_uuid(), after, limit).await?;
-        let next_after = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id))
-            .flatten();
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|row| AuditEvent {
+        Page::from_rows(
+            rows,
+            limit,
+            |row| row.id,
+            |row| {
+                Ok(AuditEvent {
                     id: row.id,
                     actor_kind: row.actor_kind,
                     actor_id: row.actor_id,
@@ -511,9 +519,8 @@ impl Admin {
                     request_id: row.request_id,
                     created_at: row.created_at,
                 })
-                .collect(),
-            next_after,
-        })
+            },
+        )
     }
 
     /// The id of `username` in `slug`, for the CLI.

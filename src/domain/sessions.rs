@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -68,6 +68,15 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
+/// A pair about to be handed out, with what Postgres must record of it.
+struct Minted {
+    pair: TokenPair,
+    refresh_hash: [u8; 32],
+    refresh_expires_at: DateTime<Utc>,
+    /// The access token's expiry: the session must be remembered until then.
+    access_until: DateTime<Utc>,
+}
+
 #[derive(Clone)]
 pub struct Sessions {
     pool: DbPool,
@@ -97,39 +106,37 @@ impl Sessions {
         }
     }
 
-    fn refresh_expiry(&self) -> Result<chrono::DateTime<Utc>, DomainError> {
-        Ok(Utc::now()
-            + chrono::Duration::from_std(self.refresh_ttl)
-                .map_err(|e| DomainError::Internal(e.to_string()))?)
+    /// A new pair for session `sid`, and what Postgres must record of it.
+    fn mint(&self, record: &KeyRecord, sid: SessionId) -> Result<Minted, DomainError> {
+        let access = self.issuer.issue(record, sid)?;
+        let refresh_token = RefreshToken::generate()?;
+        let ttl = chrono::Duration::from_std(self.refresh_ttl)
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok(Minted {
+            refresh_hash: RefreshToken::hash_of(refresh_token.expose()),
+            refresh_expires_at: Utc::now() + ttl,
+            access_until: DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now),
+            pair: TokenPair {
+                access,
+                refresh_token,
+                refresh_expires_in: self.refresh_ttl.as_secs(),
+            },
+        })
     }
 
     /// Starts a session for a user who just proved their password.
     pub async fn start(&self, record: &KeyRecord) -> Result<TokenPair, DomainError> {
         let sid = SessionId::generate();
-        let access = self.issuer.issue(record, sid)?;
-        let refresh_token = RefreshToken::generate()?;
-        let expires_at = self.refresh_expiry()?;
-        let access_until =
-            chrono::DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now);
+        let minted = self.mint(record, sid)?;
+        let (user, session) = (record.user_id.as_uuid(), sid.as_uuid());
         let mut conn = db::connection(&self.pool).await?;
         conn.transaction(async |conn| {
-            let (user, session) = (record.user_id.as_uuid(), sid.as_uuid());
-            db::sessions::insert_session(conn, session, user, access_until).await?;
-            db::sessions::insert_refresh(
-                conn,
-                &RefreshToken::hash_of(refresh_token.expose()),
-                session,
-                user,
-                expires_at,
-            )
-            .await
+            db::sessions::insert_session(conn, session, user, minted.access_until).await?;
+            let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
+            db::sessions::insert_refresh(conn, hash, session, user, expires_at).await
         })
         .await?;
-        Ok(TokenPair {
-            access,
-            refresh_token,
-            refresh_expires_in: self.refresh_ttl.as_secs(),
-        })
+        Ok(minted.pair)
     }
 
     /// Exchanges a refresh token for a new pair in the same session. With
@@ -169,11 +176,7 @@ impl Sessions {
         }
 
         let sid = SessionId::from(found.session_id);
-        let access = self.issuer.issue(&record, sid)?;
-        let refresh_token = RefreshToken::generate()?;
-        let expires_at = self.refresh_expiry()?;
-        let access_until =
-            chrono::DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now);
+        let minted = self.mint(&record, sid)?;
         let mut conn = db::connection(&self.pool).await?;
         let outcome = conn
             .transaction(async |conn| {
@@ -186,26 +189,16 @@ impl Sessions {
                     Some(session) if session.revoked_at.is_none() => {}
                     _ => return Ok(Err(RefreshFailure::Revoked)),
                 }
-                db::sessions::extend_session(conn, sid.as_uuid(), access_until).await?;
-                let new_hash = RefreshToken::hash_of(refresh_token.expose());
-                db::sessions::insert_refresh(
-                    conn,
-                    &new_hash,
-                    sid.as_uuid(),
-                    user.as_uuid(),
-                    expires_at,
-                )
-                .await?;
+                db::sessions::extend_session(conn, sid.as_uuid(), minted.access_until).await?;
+                let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
+                db::sessions::insert_refresh(conn, hash, sid.as_uuid(), user.as_uuid(), expires_at)
+                    .await?;
                 Ok::<_, DomainError>(Ok(()))
             })
             .await?;
         drop(conn);
         match outcome {
-            Ok(()) => Ok(TokenPair {
-                access,
-                refresh_token,
-                refresh_expires_in: self.refresh_ttl.as_secs(),
-            }),
+            Ok(()) => Ok(minted.pair),
             Err(RefreshFailure::Reused) => {
                 self.reuse_detected(user).await?;
                 refuse(RefreshFailure::Reused, Some(user))
