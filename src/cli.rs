@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
 
 use crate::cache::RecordCache;
 use crate::config::{
-    DatabaseSettings, HttpSettings, MasterKeySource, RedisSettings, Settings, TokenSettings,
+    DatabaseSettings, HttpSettings, LimitSettings, MasterKeySource, RedisSettings, Settings,
+    TokenSettings,
 };
 use crate::db;
 use crate::domain::accounts::{self, NewUser};
@@ -205,6 +206,54 @@ pub struct SettingsArgs {
     /// How often expired refresh tokens and sessions are deleted.
     #[arg(long, env = "TENANT_JWT_PRUNE_INTERVAL", global = true, default_value = "10m", value_parser = humantime::parse_duration)]
     pub prune_interval: Duration,
+    /// Login attempts per client IP per minute.
+    #[arg(
+        long,
+        env = "TENANT_JWT_LOGIN_LIMIT_PER_IP",
+        global = true,
+        default_value_t = 60
+    )]
+    pub login_limit_per_ip: u32,
+    /// Login attempts per account and client IP per minute.
+    #[arg(
+        long,
+        env = "TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT_IP",
+        global = true,
+        default_value_t = 10
+    )]
+    pub login_limit_per_account_ip: u32,
+    /// Login attempts per account per minute, from any address.
+    #[arg(
+        long,
+        env = "TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT",
+        global = true,
+        default_value_t = 60
+    )]
+    pub login_limit_per_account: u32,
+    /// Invalid bearer tokens per client IP per minute before 429.
+    #[arg(
+        long,
+        env = "TENANT_JWT_FAILED_VERIFICATION_LIMIT_PER_IP",
+        global = true,
+        default_value_t = 60
+    )]
+    pub failed_verification_limit_per_ip: u32,
+    /// Introspection calls per service key per second.
+    #[arg(
+        long,
+        env = "TENANT_JWT_INTROSPECTION_LIMIT_PER_KEY",
+        global = true,
+        default_value_t = 10_000
+    )]
+    pub introspection_limit_per_key: u32,
+    /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed.
+    #[arg(
+        long,
+        env = "TENANT_JWT_TRUSTED_PROXIES",
+        global = true,
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
     /// Clock skew tolerated on exp, nbf and iat.
     #[arg(long, env = "TENANT_JWT_CLOCK_LEEWAY", global = true, default_value = "5s", value_parser = humantime::parse_duration)]
     pub clock_leeway: Duration,
@@ -275,6 +324,26 @@ impl SettingsArgs {
                 self.hash_workers
             },
             prune_interval: self.prune_interval.max(Duration::from_secs(1)),
+            limits: LimitSettings {
+                login_per_ip: self.login_limit_per_ip,
+                login_per_account_ip: self.login_limit_per_account_ip,
+                login_per_account: self.login_limit_per_account,
+                failed_verifications_per_ip: self.failed_verification_limit_per_ip,
+                introspections_per_key: self.introspection_limit_per_key,
+                trusted_proxies: self
+                    .trusted_proxies
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|cidr| !cidr.is_empty())
+                    .map(|cidr| {
+                        cidr.parse::<ipnet::IpNet>()
+                            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .with_context(|| {
+                                format!("TENANT_JWT_TRUSTED_PROXIES: {cidr:?} is not a CIDR")
+                            })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            },
         })
     }
 }

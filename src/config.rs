@@ -21,6 +21,24 @@ pub struct Settings {
     pub hash_workers: usize,
     /// How often expired refresh tokens and sessions are deleted.
     pub prune_interval: Duration,
+    pub limits: LimitSettings,
+}
+
+/// Abuse limits; counts are per instance.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Login attempts per client IP per minute.
+    pub login_per_ip: u32,
+    /// Login attempts per account and client IP per minute (tight).
+    pub login_per_account_ip: u32,
+    /// Login attempts per account per minute, from anywhere (looser).
+    pub login_per_account: u32,
+    /// Invalid bearer tokens per client IP per minute before 429.
+    pub failed_verifications_per_ip: u32,
+    /// Introspection calls per service key per second.
+    pub introspections_per_key: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,7 @@ impl Application {
     /// master key and binds the listener. Serving starts with `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let state = web::Data::new(build_state(&settings).await?);
+        spawn_limit_pruning(state.clone());
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;
         let port = listener.local_addr()?.port();
@@ -114,7 +115,19 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         key_records,
         service_keys: settings.service_keys.clone(),
         readiness_timeout: settings.database.acquire_timeout,
+        limits: crate::http::limits::Limits::new(&settings.limits),
     })
+}
+
+/// Keeps the rate limiters' memory bounded by recently seen keys.
+fn spawn_limit_pruning(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            state.limits.prune();
+        }
+    });
 }
 
 /// Deletes expired refresh tokens and sessions every `interval`, for as long

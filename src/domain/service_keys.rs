@@ -19,7 +19,7 @@ pub struct ServiceKeys {
 
 /// Which configured key a caller used: the first 8 bytes of its SHA-256, in
 /// hex. Safe to log and to record as an audit actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceKeyId([u8; 8]);
 
 impl fmt::Display for ServiceKeyId {

@@ -2,6 +2,7 @@
 //! (`Authenticated`) and one of the SaaS backend's services (`ServiceCaller`).
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -10,6 +11,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::AppState;
 use super::problem::ApiError;
+use crate::domain::DomainError;
 use crate::domain::admin::{Actor, AuditContext};
 use crate::domain::ids::Role;
 use crate::domain::service_keys::ServiceKeyId;
@@ -43,6 +45,20 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         })
 }
 
+/// Verifies an access token from `ip`: refused with 429 before any lookup
+/// while the address is throttled for presenting invalid tokens, and every
+/// invalid token counts towards that.
+async fn verify_from(state: &AppState, ip: IpAddr, token: &str) -> Result<Verified, ApiError> {
+    state.limits.check_bearer(ip)?;
+    match state.verifier.verify(token).await {
+        Err(e @ DomainError::InvalidToken(_)) => {
+            state.limits.record_failed_verification(ip);
+            Err(e.into())
+        }
+        other => Ok(other?),
+    }
+}
+
 /// A user whose access token passed verification.
 pub struct Authenticated(pub Verified);
 
@@ -53,9 +69,11 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req).map(str::to_owned);
         let state = state(req);
+        let req = req.clone();
         Box::pin(async move {
             let (token, state) = (token?, state?);
-            Ok(Authenticated(state.verifier.verify(&token).await?))
+            let ip = state.limits.client_ip(&req);
+            Ok(Authenticated(verify_from(&state, ip, &token).await?))
         })
     }
 }
@@ -70,12 +88,15 @@ impl FromRequest for ServiceCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(bearer(req).and_then(|key| {
             let state = state(req)?;
+            let ip = state.limits.client_ip(req);
+            state.limits.check_bearer(ip)?;
             state
                 .service_keys
                 .authenticate(key)
                 .map(ServiceCaller)
                 .ok_or_else(|| {
                     tracing::info!(reason = "unknown_service_key", "service call refused");
+                    state.limits.record_failed_verification(ip);
                     ApiError::InvalidToken
                 })
         }))
@@ -108,12 +129,15 @@ impl FromRequest for AdminCaller {
         let credential = bearer(req).map(str::to_owned);
         let state = state(req);
         let request_id = Some(request_id(req));
+        let req = req.clone();
         Box::pin(async move {
             let (credential, state) = (credential?, state?);
+            let ip = state.limits.client_ip(&req);
+            state.limits.check_bearer(ip)?;
             let actor = match state.service_keys.authenticate(&credential) {
                 Some(key) => Actor::Service(key),
                 None => {
-                    let verified = state.verifier.verify(&credential).await?;
+                    let verified = verify_from(&state, ip, &credential).await?;
                     if verified.record.role != Role::Admin {
                         return Err(ApiError::Forbidden);
                     }

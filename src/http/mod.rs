@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod handlers;
+pub mod limits;
 pub mod problem;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub verifier: Verifier,
     pub admin: Admin,
     pub sessions: Sessions,
+    pub limits: limits::Limits,
     pub service_keys: ServiceKeys,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,

@@ -49,6 +49,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Over a rate limit; retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests(u64),
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Conflict(Conflict::LastAdmin) => "last_admin",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
         }
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict",
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::TooManyRequests(_) => "Too many requests",
             ApiError::Unavailable => "Service unavailable",
             ApiError::Internal => "Internal server error",
         }
@@ -140,6 +145,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,6 +170,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::TooManyRequests(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             _ => {}
         }
@@ -222,5 +231,11 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(format!("unreadable body: {other}")),
+    }
+}
+
+impl From<super::limits::RetryAfter> for ApiError {
+    fn from(super::limits::RetryAfter(seconds): super::limits::RetryAfter) -> Self {
+        ApiError::TooManyRequests(seconds)
     }
 }

@@ -12,7 +12,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tenant_jwt::config::{
-    DatabaseSettings, HttpSettings, MasterKeySource, RedisSettings, Settings, TokenSettings,
+    DatabaseSettings, HttpSettings, LimitSettings, MasterKeySource, RedisSettings, Settings,
+    TokenSettings,
 };
 use tenant_jwt::domain::ids::{Generation, UserId};
 use tenant_jwt::domain::secrets::{MasterKey, UserSecret};
@@ -86,6 +87,15 @@ pub fn test_settings() -> Settings {
         service_keys: ServiceKeys::parse(&service_key()).unwrap(),
         hash_workers: 2,
         prune_interval: Duration::from_secs(3600),
+        // Generous: the tests of the limits set their own.
+        limits: LimitSettings {
+            login_per_ip: 10_000,
+            login_per_account_ip: 10_000,
+            login_per_account: 10_000,
+            failed_verifications_per_ip: 10_000,
+            introspections_per_key: 10_000,
+            trusted_proxies: Vec::new(),
+        },
     }
 }
 

@@ -6,6 +6,7 @@ mod docs;
 mod health;
 mod helpers;
 mod introspect;
+mod limits;
 mod login;
 mod rotation;
 mod sessions;

@@ -34,11 +34,12 @@ struct Active<'a> {
 }
 
 pub async fn introspect(
-    _caller: ServiceCaller,
+    ServiceCaller(caller): ServiceCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.check_introspection(caller)?;
     let request: IntrospectRequest = super::form_or_json(&req, &body)?;
     match state.verifier.verify(&request.token).await {
         Ok(verified) => {

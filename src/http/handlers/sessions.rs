@@ -41,10 +41,14 @@ fn token_response(tokens: &TokenPair) -> HttpResponse {
 /// `POST /v1/tenants/{tenant}/login`.
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     tenant: web::Path<String>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
+    // Before any hashing: an attempt over a limit costs nothing.
+    let ip = state.limits.client_ip(&req);
+    state.limits.check_login(ip, &tenant, &username)?;
     let tokens = accounts::login(
         &state.db,
         &state.hasher,
