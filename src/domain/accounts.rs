@@ -82,8 +82,12 @@ pub async fn login(
         );
         Err(DomainError::InvalidCredentials(reason))
     };
-    if password.is_over_limit() {
-        return refuse(LoginFailure::PasswordTooLong, None);
+    // Over the public length limits: refused before any work is done.
+    if password.is_over_limit()
+        || username.len() > Username::MAX_LEN
+        || tenant.len() > TenantSlug::MAX_LEN
+    {
+        return refuse(LoginFailure::InputTooLong, None);
     }
     let names = TenantSlug::parse(tenant)
         .ok()

@@ -59,7 +59,8 @@ impl std::fmt::Display for Conflict {
 pub enum LoginFailure {
     /// Tenant slug or username not even well-formed.
     MalformedInput,
-    PasswordTooLong,
+    /// Longer than any valid tenant, username or password: refused unhashed.
+    InputTooLong,
     UnknownUser,
     WrongPassword,
     Disabled,
@@ -69,7 +70,7 @@ impl LoginFailure {
     pub fn as_str(self) -> &'static str {
         match self {
             LoginFailure::MalformedInput => "malformed_input",
-            LoginFailure::PasswordTooLong => "password_too_long",
+            LoginFailure::InputTooLong => "input_too_long",
             LoginFailure::UnknownUser => "unknown_user",
             LoginFailure::WrongPassword => "wrong_password",
             LoginFailure::Disabled => "disabled",

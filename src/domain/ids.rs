@@ -127,8 +127,10 @@ impl fmt::Display for Generation {
 pub struct TenantSlug(String);
 
 impl TenantSlug {
+    pub const MAX_LEN: usize = 63;
+
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let ok = (1..=63).contains(&raw.len())
+        let ok = (1..=Self::MAX_LEN).contains(&raw.len())
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');

@@ -126,6 +126,12 @@ async fn every_login_failure_is_the_same_401() {
             &"x".repeat(1025),
             "password over the limit",
         ),
+        (
+            "acme",
+            &"a".repeat(129),
+            PASSWORD,
+            "username over the limit",
+        ),
     ] {
         let failure = observable(app.login(tenant, username, password).await).await;
         assert_eq!(
