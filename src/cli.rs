@@ -441,12 +441,14 @@ async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
     let cache = RecordCache::connect(&settings.redis)
         .await
         .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
-    let key_records = KeyRecords::new(pool.clone(), cache);
+    let metrics = crate::metrics::Metrics::new();
+    let key_records = KeyRecords::new(pool.clone(), cache, metrics.clone());
     Ok(Admin::new(
         pool,
         PasswordHasher::new(1)?,
         master_key,
         key_records,
+        metrics,
     ))
 }
 

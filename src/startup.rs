@@ -6,13 +6,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::cache::RecordCache;
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, DbPool};
+use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
 use crate::domain::key_records::KeyRecords;
 use crate::domain::password::PasswordHasher;
@@ -20,7 +21,9 @@ use crate::domain::secrets::MasterKey;
 use crate::domain::sessions::Sessions;
 use crate::domain::tokens::Issuer;
 use crate::domain::verify::Verifier;
+use crate::http::limits::Limits;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 
 pub struct Application {
     port: u16,
@@ -38,7 +41,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
+                .wrap(from_fn(http::observe::observe))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Cache-Control", "no-store"))
@@ -86,36 +89,48 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"
         );
     }
+    let metrics = Metrics::new();
     let hasher = PasswordHasher::new(settings.hash_workers)?;
-    let key_records = KeyRecords::new(pool.clone(), cache.clone());
-    let verifier = Verifier::new(&settings.tokens, master_key.clone(), key_records.clone());
-    let issuer = Issuer::new(settings.tokens.clone(), master_key.clone());
+    let key_records = KeyRecords::new(pool.clone(), cache.clone(), metrics.clone());
+    let verifier = Verifier::new(
+        &settings.tokens,
+        master_key.clone(),
+        key_records.clone(),
+        metrics.clone(),
+    );
     let sessions = Sessions::new(
         pool.clone(),
         key_records.clone(),
-        issuer.clone(),
+        Issuer::new(settings.tokens.clone(), master_key.clone()),
         verifier.clone(),
         master_key.clone(),
         settings.tokens.refresh_ttl,
+        metrics.clone(),
     );
     spawn_pruning(sessions.clone(), settings.prune_interval);
     Ok(AppState {
-        verifier,
-        sessions,
-        admin: Admin::new(
+        accounts: Accounts::new(
             pool.clone(),
             hasher.clone(),
-            master_key.clone(),
             key_records.clone(),
+            sessions.clone(),
+            metrics.clone(),
         ),
+        admin: Admin::new(
+            pool.clone(),
+            hasher,
+            master_key,
+            key_records,
+            metrics.clone(),
+        ),
+        limits: Limits::new(&settings.limits, metrics.clone()),
+        verifier,
+        sessions,
         db: pool,
         cache,
-        hasher,
-        master_key,
-        key_records,
+        metrics,
         service_keys: settings.service_keys.clone(),
         readiness_timeout: settings.database.acquire_timeout,
-        limits: crate::http::limits::Limits::new(&settings.limits),
     })
 }
 

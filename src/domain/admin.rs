@@ -23,6 +23,7 @@ use super::password::{Password, PasswordHasher};
 use super::secrets::{MasterKey, UserSecret};
 use super::service_keys::ServiceKeyId;
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 /// Longest grace period a rotation may give the previous generation.
 pub const MAX_GRACE: Duration = Duration::from_secs(86_400);
@@ -158,6 +159,7 @@ pub struct Admin {
     hasher: PasswordHasher,
     master_key: Arc<MasterKey>,
     key_records: KeyRecords,
+    metrics: Metrics,
 }
 
 impl Admin {
@@ -166,12 +168,14 @@ impl Admin {
         hasher: PasswordHasher,
         master_key: Arc<MasterKey>,
         key_records: KeyRecords,
+        metrics: Metrics,
     ) -> Self {
         Self {
             pool,
             hasher,
             master_key,
             key_records,
+            metrics,
         }
     }
 
@@ -294,7 +298,7 @@ impl Admin {
             None => None,
         };
         let mut conn = db::connection(&self.pool).await?;
-        let row = conn
+        let (row, rotated) = conn
             .transaction(async |conn| {
                 db::tenants::lock(conn, tenant.id.as_uuid()).await?;
                 let current = db::users::lock(conn, tenant.id.as_uuid(), user.as_uuid())
@@ -338,11 +342,14 @@ impl Admin {
                     "sessions_ended": sessions_ended,
                 });
                 audit(conn, ctx, tenant.id, "user_updated", Some(user), details).await?;
-                Ok::<_, DomainError>(row)
+                Ok::<_, DomainError>((row, security_event))
             })
             .await?;
         drop(conn); // publishing takes a connection of its own
         self.key_records.publish(user).await?;
+        if rotated {
+            self.metrics.rotations("security_event", 1);
+        }
         tracing::info!(tenant = %tenant.slug, user_id = %user, actor = %ctx.actor.id(), "user updated");
         user_from_row(row)
     }
@@ -415,6 +422,7 @@ impl Admin {
             .await?;
         drop(conn); // publishing takes a connection of its own
         self.key_records.publish(user).await?;
+        self.metrics.rotations("admin", 1);
         tracing::info!(
             tenant = %tenant.slug, user_id = %user, generation = %rotation.generation,
             grace_seconds = grace.as_secs(), actor = %ctx.actor.id(), "secret rotated"
@@ -483,6 +491,7 @@ impl Admin {
                 }
             }
             rotated += done.len() as u64;
+            self.metrics.rotations("tenant", done.len() as u64);
         }
         tracing::info!(tenant = %tenant.slug, rotated, actor = %ctx.actor.id(), "tenant secrets rotated");
         if unpublished > 0 {

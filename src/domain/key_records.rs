@@ -12,6 +12,7 @@ use super::error::DomainError;
 use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -72,17 +73,25 @@ mod base64_bytes {
 pub struct KeyRecords {
     db: DbPool,
     cache: RecordCache,
+    metrics: Metrics,
 }
 
 impl KeyRecords {
-    pub fn new(db: DbPool, cache: RecordCache) -> Self {
-        Self { db, cache }
+    pub fn new(db: DbPool, cache: RecordCache, metrics: Metrics) -> Self {
+        Self { db, cache, metrics }
     }
 
     /// The user's record, or `None` if there is no such user. A Redis failure
     /// is logged and answered from Postgres; only Postgres failing is an error.
     pub async fn load(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
-        match self.cache.get(user).await {
+        let lookup = self.cache.get(user).await;
+        self.metrics.key_record_lookup(match &lookup {
+            Ok(Some(Cached::Record(_))) => "hit",
+            Ok(Some(Cached::Absent)) => "negative_hit",
+            Ok(None) => "miss",
+            Err(_) => "error",
+        });
+        match lookup {
             Ok(Some(Cached::Record(bytes))) => match serde_json::from_slice(&bytes) {
                 Ok(record) => return Ok(Some(record)),
                 Err(e) => {
@@ -93,6 +102,7 @@ impl KeyRecords {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "key record cache lookup failed; using Postgres"),
         }
+        self.metrics.postgres_fallback();
         let record = self.load_from_db(user).await?;
         self.write_back(user, record.as_ref()).await;
         Ok(record)

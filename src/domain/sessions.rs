@@ -28,6 +28,7 @@ use super::secrets::MasterKey;
 use super::tokens::{IssuedToken, Issuer};
 use super::verify::Verifier;
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 const REFRESH_PREFIX: &str = "tjr_";
 
@@ -85,6 +86,7 @@ pub struct Sessions {
     verifier: Verifier,
     master_key: Arc<MasterKey>,
     refresh_ttl: Duration,
+    metrics: Metrics,
 }
 
 impl Sessions {
@@ -95,6 +97,7 @@ impl Sessions {
         verifier: Verifier,
         master_key: Arc<MasterKey>,
         refresh_ttl: Duration,
+        metrics: Metrics,
     ) -> Self {
         Self {
             pool,
@@ -103,6 +106,7 @@ impl Sessions {
             verifier,
             master_key,
             refresh_ttl,
+            metrics,
         }
     }
 
@@ -296,6 +300,7 @@ impl Sessions {
         })
         .await?;
         drop(conn);
+        self.metrics.rotations(action, 1);
         self.key_records.publish(user).await
     }
 

@@ -31,6 +31,7 @@ use super::key_records::{KeyRecord, KeyRecords};
 use super::secrets::MasterKey;
 use super::tokens::Claims;
 use crate::config::TokenSettings;
+use crate::metrics::Metrics;
 
 /// Longest token looked at.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -112,6 +113,7 @@ pub struct Verifier {
     key_records: KeyRecords,
     validation: Validation,
     leeway_secs: i64,
+    metrics: Metrics,
 }
 
 impl Verifier {
@@ -119,6 +121,7 @@ impl Verifier {
         settings: &TokenSettings,
         master_key: Arc<MasterKey>,
         key_records: KeyRecords,
+        metrics: Metrics,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = settings.leeway.as_secs();
@@ -132,6 +135,7 @@ impl Verifier {
             key_records,
             validation,
             leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
+            metrics,
         }
     }
 
@@ -139,8 +143,13 @@ impl Verifier {
     #[tracing::instrument(name = "verify", skip_all, fields(sub = tracing::field::Empty))]
     pub async fn verify(&self, token: &str) -> Result<Verified, DomainError> {
         let outcome = self.check(token).await;
-        if let Err(DomainError::InvalidToken(reason)) = &outcome {
-            tracing::info!(reason = reason.as_str(), "token rejected");
+        match &outcome {
+            Ok(_) => self.metrics.verification("ok"),
+            Err(DomainError::InvalidToken(reason)) => {
+                self.metrics.verification(reason.as_str());
+                tracing::info!(reason = reason.as_str(), "token rejected");
+            }
+            Err(_) => self.metrics.verification("unavailable"),
         }
         outcome
     }

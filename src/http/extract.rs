@@ -103,20 +103,6 @@ impl FromRequest for ServiceCaller {
     }
 }
 
-/// The request's id: a well-formed `X-Request-Id` from the caller, or a new one.
-pub fn request_id(req: &HttpRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
-}
-
 /// Whoever may administer tenants: a service (by service key) or a tenant
 /// admin (by access token). A member's valid token gets 403.
 pub struct AdminCaller(pub AuditContext);
@@ -128,7 +114,7 @@ impl FromRequest for AdminCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let credential = bearer(req).map(str::to_owned);
         let state = state(req);
-        let request_id = Some(request_id(req));
+        let request_id = super::observe::request_id(req);
         let req = req.clone();
         Box::pin(async move {
             let (credential, state) = (credential?, state?);

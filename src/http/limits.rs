@@ -28,6 +28,7 @@ use ipnet::IpNet;
 
 use crate::config::LimitSettings;
 use crate::domain::service_keys::ServiceKeyId;
+use crate::metrics::Metrics;
 
 /// Longest username or tenant name part of an account key; longer input is
 /// not a real account anyway and must not grow the limiter's memory.
@@ -50,6 +51,7 @@ pub struct Limits {
     introspections: DefaultKeyedRateLimiter<ServiceKeyId>,
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
+    metrics: Metrics,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -57,7 +59,7 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl Limits {
-    pub fn new(settings: &LimitSettings) -> Self {
+    pub fn new(settings: &LimitSettings, metrics: Metrics) -> Self {
         Self {
             login_per_ip: DefaultKeyedRateLimiter::keyed(per_minute(settings.login_per_ip)),
             login_per_account_ip: DefaultKeyedRateLimiter::keyed(per_minute(
@@ -77,6 +79,7 @@ impl Limits {
             )),
             trusted_proxies: settings.trusted_proxies.clone(),
             clock: DefaultClock::default(),
+            metrics,
         }
     }
 
@@ -128,6 +131,7 @@ impl Limits {
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         match blocked.get(&ip) {
             Some(until) if *until > Instant::now() => {
+                self.metrics.rate_limited("failed_verifications_per_ip");
                 Err(retry_after(until.saturating_duration_since(Instant::now())))
             }
             Some(_) => {
@@ -165,6 +169,7 @@ impl Limits {
     ) -> Result<(), RetryAfter> {
         limiter.check_key(key).map_err(|not_until| {
             tracing::info!(limit, "rate limit reached");
+            self.metrics.rate_limited(limit);
             retry_after(not_until.wait_time_from(self.clock.now()))
         })
     }
@@ -247,7 +252,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_counts_only_from_trusted_proxies() {
-        let limits = Limits::new(&settings());
+        let limits = Limits::new(&settings(), Metrics::new());
         let ip = |peer, xff| limits.client_ip(&request(peer, xff)).to_string();
         assert_eq!(
             ip("203.0.113.9:1", Some("198.51.100.1")),
@@ -266,7 +271,7 @@ mod tests {
 
     #[test]
     fn one_address_cannot_lock_an_account_for_the_others() {
-        let limits = Limits::new(&settings());
+        let limits = Limits::new(&settings(), Metrics::new());
         let (attacker, user) = (
             "198.51.100.66".parse().unwrap(),
             "198.51.100.7".parse().unwrap(),
@@ -283,7 +288,7 @@ mod tests {
 
     #[test]
     fn failed_verifications_block_then_release() {
-        let limits = Limits::new(&settings());
+        let limits = Limits::new(&settings(), Metrics::new());
         let ip: IpAddr = "198.51.100.5".parse().unwrap();
         limits.record_failed_verification(ip);
         assert!(limits.check_bearer(ip).is_ok(), "within the allowance");

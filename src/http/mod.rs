@@ -4,9 +4,9 @@
 pub mod extract;
 pub mod handlers;
 pub mod limits;
+pub mod observe;
 pub mod problem;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -14,13 +14,12 @@ use actix_web::{HttpResponse, Resource, web};
 
 use crate::cache::RecordCache;
 use crate::db::DbPool;
+use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
-use crate::domain::key_records::KeyRecords;
-use crate::domain::password::PasswordHasher;
-use crate::domain::secrets::MasterKey;
 use crate::domain::service_keys::ServiceKeys;
 use crate::domain::sessions::Sessions;
 use crate::domain::verify::Verifier;
+use crate::metrics::Metrics;
 use problem::{ApiError, json_error};
 
 /// Largest request body accepted, JSON or form.
@@ -30,13 +29,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     pub db: DbPool,
     pub cache: RecordCache,
-    pub hasher: PasswordHasher,
-    pub master_key: Arc<MasterKey>,
-    pub key_records: KeyRecords,
+    pub accounts: Accounts,
     pub verifier: Verifier,
     pub admin: Admin,
     pub sessions: Sessions,
     pub limits: limits::Limits,
+    pub metrics: Metrics,
     pub service_keys: ServiceKeys,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
@@ -61,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/healthz").get(health::healthz))
     .service(resource("/readyz").get(health::readyz))
+    .service(resource("/metrics").get(health::metrics))
     .service(resource("/v1/tenants").post(tenants::create))
     .service(resource("/v1/tenants/{tenant}").get(tenants::get))
     .service(

@@ -45,3 +45,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }))
     }
 }
+
+/// Prometheus text format. Holds no secrets; still, keep it off the public internet.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(state.db.status()))
+}

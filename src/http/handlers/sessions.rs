@@ -4,7 +4,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts;
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
 use crate::http::extract::{Authenticated, ServiceCaller};
@@ -49,16 +48,10 @@ pub async fn login(
     // Before any hashing: an attempt over a limit costs nothing.
     let ip = state.limits.client_ip(&req);
     state.limits.check_login(ip, &tenant, &username)?;
-    let tokens = accounts::login(
-        &state.db,
-        &state.hasher,
-        &state.key_records,
-        &state.sessions,
-        &tenant,
-        &username,
-        Password::new(password),
-    )
-    .await?;
+    let tokens = state
+        .accounts
+        .login(&tenant, &username, Password::new(password))
+        .await?;
     Ok(token_response(&tokens))
 }
 

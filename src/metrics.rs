@@ -1,0 +1,179 @@
+//! Prometheus metrics, one registry per application (not the process-global
+//! default, so several instances in one process, as in tests, count apart).
+//! Rendered in the text format at `GET /metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    logins: IntCounterVec,
+    verifications: IntCounterVec,
+    key_record_lookups: IntCounterVec,
+    postgres_fallbacks: IntCounter,
+    rotations: IntCounterVec,
+    rate_limited: IntCounterVec,
+    db_pool_size: IntGauge,
+    db_pool_available: IntGauge,
+    db_pool_waiting: IntGauge,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("tenant_jwt".into()), None).expect("valid prefix");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("registered once");
+        let postgres_fallbacks = IntCounter::new(
+            "key_record_postgres_loads_total",
+            "Key records read from Postgres (cache miss or cache unavailable)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(postgres_fallbacks.clone()))
+            .expect("registered once");
+        Self {
+            http_requests: counter_vec(
+                &registry,
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+                &["route", "method", "status"],
+            ),
+            http_duration,
+            logins: counter_vec(
+                &registry,
+                "logins_total",
+                "Login attempts by outcome",
+                &["outcome"],
+            ),
+            verifications: counter_vec(
+                &registry,
+                "verifications_total",
+                "Access token verifications by outcome",
+                &["outcome"],
+            ),
+            key_record_lookups: counter_vec(
+                &registry,
+                "key_record_cache_lookups_total",
+                "Key record cache lookups by result (hit, negative_hit, miss, error)",
+                &["result"],
+            ),
+            postgres_fallbacks,
+            rotations: counter_vec(
+                &registry,
+                "secret_rotations_total",
+                "User secret rotations by cause",
+                &["cause"],
+            ),
+            rate_limited: counter_vec(
+                &registry,
+                "rate_limited_total",
+                "Requests refused by a rate limit, by limit",
+                &["limit"],
+            ),
+            db_pool_size: gauge(
+                &registry,
+                "db_pool_connections",
+                "Postgres connections open",
+            ),
+            db_pool_available: gauge(
+                &registry,
+                "db_pool_available",
+                "Postgres connections idle in the pool",
+            ),
+            db_pool_waiting: gauge(
+                &registry,
+                "db_pool_waiting",
+                "Requests waiting for a Postgres connection",
+            ),
+            registry,
+        }
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [route, method, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    pub fn login(&self, outcome: &str) {
+        self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn verification(&self, outcome: &str) {
+        self.verifications.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn key_record_lookup(&self, result: &str) {
+        self.key_record_lookups.with_label_values(&[result]).inc();
+    }
+
+    pub fn postgres_fallback(&self) {
+        self.postgres_fallbacks.inc();
+    }
+
+    pub fn rotations(&self, cause: &str, count: u64) {
+        self.rotations.with_label_values(&[cause]).inc_by(count);
+    }
+
+    pub fn rate_limited(&self, limit: &str) {
+        self.rate_limited.with_label_values(&[limit]).inc();
+    }
+
+    /// The Prometheus text exposition of everything, with the pool gauges as
+    /// they are now.
+    pub fn render(&self, pool: deadpool::Status) -> String {
+        self.db_pool_size
+            .set(i64::try_from(pool.size).unwrap_or(i64::MAX));
+        self.db_pool_available
+            .set(i64::try_from(pool.available).unwrap_or(i64::MAX));
+        self.db_pool_waiting
+            .set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
