@@ -5,6 +5,7 @@ pub mod extract;
 pub mod handlers;
 pub mod limits;
 pub mod observe;
+pub mod openapi;
 pub mod problem;
 
 use std::time::Duration;
@@ -40,10 +41,47 @@ pub struct AppState {
     pub readiness_timeout: Duration,
 }
 
+/// Declares every route once: registers them, and lists them in `ROUTES`
+/// (which the OpenAPI test holds the spec against).
+macro_rules! routes {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? }),+ $(,)?) => {
+        /// Every registered (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        fn register_routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(resource($path)$(.route(web::$method().to($handler)))+);)+
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: handlers::health::healthz },
+    "/readyz" => { get: handlers::health::readyz },
+    "/metrics" => { get: handlers::health::metrics },
+    "/openapi.json" => { get: openapi::serve },
+    "/v1/tenants" => { post: handlers::tenants::create },
+    "/v1/tenants/{tenant}" => { get: handlers::tenants::get },
+    "/v1/tenants/{tenant}/users" => { get: handlers::users::list, post: handlers::users::create },
+    "/v1/tenants/{tenant}/users/{user_id}" => {
+        get: handlers::users::get,
+        patch: handlers::users::update,
+        delete: handlers::users::delete,
+    },
+    "/v1/tenants/{tenant}/users/{user_id}/rotate-secret" => { post: handlers::users::rotate_secret },
+    "/v1/tenants/{tenant}/rotate-secrets" => { post: handlers::tenants::rotate_secrets },
+    "/v1/tenants/{tenant}/audit-events" => { get: handlers::audit::list },
+    "/v1/tenants/{tenant}/login" => { post: handlers::sessions::login },
+    "/v1/tenants/{tenant}/token/refresh" => { post: handlers::sessions::refresh_in_tenant },
+    "/v1/token/refresh" => { post: handlers::sessions::refresh },
+    "/v1/logout" => { post: handlers::sessions::logout },
+    "/v1/logout-all" => { post: handlers::sessions::logout_all },
+    "/v1/revoke" => { post: handlers::sessions::revoke },
+    "/v1/me" => { get: handlers::me::me },
+    "/v1/introspect" => { post: handlers::introspect::introspect },
+}
+
 /// Registers every route, body limits and problem+json error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use handlers::{audit, health, introspect, me, sessions, tenants, users};
-
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_BODY_BYTES)
@@ -56,37 +94,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::QueryConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
-    )
-    .service(resource("/healthz").get(health::healthz))
-    .service(resource("/readyz").get(health::readyz))
-    .service(resource("/metrics").get(health::metrics))
-    .service(resource("/v1/tenants").post(tenants::create))
-    .service(resource("/v1/tenants/{tenant}").get(tenants::get))
-    .service(
-        resource("/v1/tenants/{tenant}/users")
-            .get(users::list)
-            .post(users::create),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/users/{user_id}")
-            .get(users::get)
-            .patch(users::update)
-            .delete(users::delete),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/users/{user_id}/rotate-secret").post(users::rotate_secret),
-    )
-    .service(resource("/v1/tenants/{tenant}/rotate-secrets").post(tenants::rotate_secrets))
-    .service(resource("/v1/tenants/{tenant}/audit-events").get(audit::list))
-    .service(resource("/v1/tenants/{tenant}/login").post(sessions::login))
-    .service(resource("/v1/tenants/{tenant}/token/refresh").post(sessions::refresh_in_tenant))
-    .service(resource("/v1/token/refresh").post(sessions::refresh))
-    .service(resource("/v1/logout").post(sessions::logout))
-    .service(resource("/v1/logout-all").post(sessions::logout_all))
-    .service(resource("/v1/revoke").post(sessions::revoke))
-    .service(resource("/v1/me").get(me::me))
-    .service(resource("/v1/introspect").post(introspect::introspect))
-    .default_service(web::to(|| async {
+    );
+    register_routes(cfg);
+    cfg.default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound("route"))
     }));
 }

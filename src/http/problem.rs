@@ -58,15 +58,23 @@ pub enum ApiError {
     Internal,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `urn:tenant-jwt:problem:<code>`.
     #[serde(rename = "type")]
+    #[schema(example = "urn:tenant-jwt:problem:invalid_token")]
     kind: String,
+    #[schema(example = "Invalid token")]
     title: &'a str,
+    #[schema(example = 401)]
     status: u16,
+    /// Stable, machine-readable.
+    #[schema(example = "invalid_token")]
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// The offending input field, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod introspect;
 mod limits;
 mod login;
+mod openapi;
 mod operations;
 mod rotation;
 mod sessions;

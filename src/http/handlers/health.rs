@@ -1,25 +1,60 @@
-//! Liveness and readiness probes.
+//! Probes and metrics.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db;
 use crate::http::AppState;
 use crate::http::problem::PROBLEM_JSON;
 
-#[derive(Serialize)]
-struct Checks {
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Checks {
+    /// `ok` or `unreachable`.
     postgres: &'static str,
+    /// `ok` or `unreachable`.
     redis: &'static str,
 }
 
-/// The process is alive and serving HTTP.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: &'static str,
+    checks: Checks,
 }
 
-/// Postgres and Redis both answer; otherwise 503.
+/// The not-ready problem: a problem+json with the checks.
+#[derive(Serialize, ToSchema)]
+pub struct NotReady {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    code: &'static str,
+    checks: Checks,
+}
+
+/// The process is alive and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Postgres and Redis both answer.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is unreachable", body = NotReady, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, redis) = tokio::join!(
         db::ping(&state.db, state.readiness_timeout),
@@ -31,22 +66,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         redis: word(redis),
     };
     if postgres && redis {
-        HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "checks": checks }))
+        HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            checks,
+        })
     } else {
         HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
             .content_type(PROBLEM_JSON)
             .insert_header(("Retry-After", "1"))
-            .json(serde_json::json!({
-                "type": "urn:tenant-jwt:problem:not_ready",
-                "title": "Not ready",
-                "status": 503,
-                "code": "not_ready",
-                "checks": checks,
-            }))
+            .json(NotReady {
+                kind: "urn:tenant-jwt:problem:not_ready",
+                title: "Not ready",
+                status: 503,
+                code: "not_ready",
+                checks,
+            })
     }
 }
 
 /// Prometheus text format. Holds no secrets; still, keep it off the public internet.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

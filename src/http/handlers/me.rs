@@ -2,28 +2,47 @@
 
 use actix_web::HttpResponse;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::ids::{Role, TenantId, TenantSlug, TokenId, UserId, Username};
 use crate::http::extract::Authenticated;
 use crate::http::no_store_json;
+use crate::http::problem::Problem;
 
-#[derive(Serialize)]
-struct Me<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct Me<'a> {
+    #[schema(value_type = uuid::Uuid)]
     user_id: UserId,
+    #[schema(value_type = uuid::Uuid)]
     tenant_id: TenantId,
+    /// The tenant's slug.
+    #[schema(value_type = String, example = "acme")]
     tenant: &'a TenantSlug,
+    #[schema(value_type = String, example = "alice")]
     username: &'a Username,
+    #[schema(value_type = String, example = "member")]
     role: Role,
     token: TokenInfo,
 }
 
-#[derive(Serialize)]
-struct TokenInfo {
+#[derive(Serialize, ToSchema)]
+pub struct TokenInfo {
+    #[schema(value_type = uuid::Uuid)]
     jti: TokenId,
     iat: i64,
     exp: i64,
 }
 
+/// The user and the token of the request.
+#[utoipa::path(
+    get, path = "/v1/me", tag = "sessions",
+    responses(
+        (status = 200, description = "The token's user", body = Me),
+        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many invalid tokens from this address", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("access_token" = [])),
+)]
 pub async fn me(Authenticated(verified): Authenticated) -> HttpResponse {
     let (claims, record) = (&verified.claims, &verified.record);
     no_store_json(Me {

@@ -3,27 +3,37 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
 use crate::http::extract::{Authenticated, ServiceCaller};
-use crate::http::problem::ApiError;
+use crate::http::problem::{ApiError, Problem};
 use crate::http::{AppState, no_store_json};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "alice")]
     username: String,
+    #[schema(example = "correct horse battery staple")]
     password: String,
 }
 
 /// RFC 6749 §5.1 token response.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse<'a> {
+    /// HS256 JWT signed with the user's own secret.
     access_token: &'a str,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds.
+    #[schema(example = 900)]
     expires_in: u64,
+    /// Opaque; spent when exchanged.
     refresh_token: &'a str,
+    /// Seconds.
+    #[schema(example = 2592000)]
     refresh_expires_in: u64,
 }
 
@@ -37,7 +47,18 @@ fn token_response(tokens: &TokenPair) -> HttpResponse {
     })
 }
 
-/// `POST /v1/tenants/{tenant}/login`.
+/// Sign in with a password; starts a session.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/login", tag = "sessions",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Any failure to sign in (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a login limit", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -55,13 +76,22 @@ pub async fn login(
     Ok(token_response(&tokens))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-/// `POST /v1/token/refresh`.
+/// Exchange a refresh token for a new pair in the same session.
+#[utoipa::path(
+    post, path = "/v1/token/refresh", tag = "sessions",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Any failure (`invalid_grant`); reuse of a spent token ends every session of its user", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -70,7 +100,17 @@ pub async fn refresh(
     Ok(token_response(&tokens))
 }
 
-/// `POST /v1/tenants/{tenant}/token/refresh`: only for users of that tenant.
+/// Exchange a refresh token of a user of this tenant.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/token/refresh", tag = "sessions",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Any failure (`invalid_grant`), including another tenant's token", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn refresh_in_tenant(
     state: web::Data<AppState>,
     tenant: web::Path<String>,
@@ -83,7 +123,15 @@ pub async fn refresh_in_tenant(
     Ok(token_response(&tokens))
 }
 
-/// `POST /v1/logout`: ends the session of the presented access token.
+/// End the session of the presented access token; other sessions go on.
+#[utoipa::path(
+    post, path = "/v1/logout", tag = "sessions",
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("access_token" = [])),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     Authenticated(verified): Authenticated,
@@ -95,7 +143,15 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /v1/logout-all`: ends every session of the user and rotates their secret.
+/// End every session of the user and rotate their secret.
+#[utoipa::path(
+    post, path = "/v1/logout-all", tag = "sessions",
+    responses(
+        (status = 204, description = "Every session ended"),
+        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("access_token" = [])),
+)]
 pub async fn logout_all(
     state: web::Data<AppState>,
     Authenticated(verified): Authenticated,
@@ -107,17 +163,32 @@ pub async fn logout_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// An access token or a refresh token.
     token: String,
     /// RFC 7009 §2.1: a hint the server may ignore; refresh tokens are told
     /// apart by their prefix.
     #[serde(default, rename = "token_type_hint")]
+    #[schema(rename = "token_type_hint")]
     _token_type_hint: Option<String>,
 }
 
-/// `POST /v1/revoke` (RFC 7009): 200 whether or not the token was known.
+/// Revoke a token's session (RFC 7009); 200 for unknown tokens too.
+#[utoipa::path(
+    post, path = "/v1/revoke", tag = "tokens",
+    request_body(
+        content((RevokeRequest = "application/x-www-form-urlencoded"), (RevokeRequest = "application/json")),
+    ),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "No token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong service key", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither form nor JSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = [])),
+)]
 pub async fn revoke(
     _caller: ServiceCaller,
     state: web::Data<AppState>,

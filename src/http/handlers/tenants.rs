@@ -4,24 +4,32 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::accounts::{self, Tenant};
 use crate::domain::ids::{TenantId, TenantName, TenantSlug};
 use crate::http::AppState;
 use crate::http::extract::{AdminCaller, ServiceCaller};
-use crate::http::problem::ApiError;
+use crate::http::problem::{ApiError, Problem};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// Lowercase a-z, 0-9 and '-', 1 to 63 characters.
+    #[schema(example = "acme", pattern = "^[a-z0-9-]{1,63}$")]
     slug: String,
+    /// 1 to 200 characters.
+    #[schema(example = "Acme Inc")]
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TenantResponse {
+    #[schema(value_type = uuid::Uuid)]
     id: TenantId,
+    #[schema(value_type = String, example = "acme")]
     slug: TenantSlug,
+    #[schema(value_type = String, example = "Acme Inc")]
     name: TenantName,
     created_at: DateTime<Utc>,
 }
@@ -37,6 +45,24 @@ impl From<Tenant> for TenantResponse {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct RotatedResponse {
+    /// Users whose secret was rotated.
+    rotated: u64,
+}
+
+/// Create a tenant.
+#[utoipa::path(
+    post, path = "/v1/tenants", tag = "tenants",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created", body = TenantResponse),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong service key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Slug taken (`tenant_exists`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = [])),
+)]
 pub async fn create(
     caller: ServiceCaller,
     state: web::Data<AppState>,
@@ -51,6 +77,18 @@ pub async fn create(
         .json(TenantResponse::from(tenant)))
 }
 
+/// Read a tenant.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn get(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -60,12 +98,24 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(TenantResponse::from(tenant)))
 }
 
-/// Incident response: every user of the tenant gets a new secret.
+/// Rotate every user's secret (incident response): every token of the tenant dies.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/rotate-secrets", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, description = "Rotated", body = RotatedResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn rotate_secrets(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let rotated = state.admin.rotate_tenant_secrets(&ctx, &tenant).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rotated": rotated })))
+    Ok(HttpResponse::Ok().json(RotatedResponse { rotated }))
 }

@@ -4,20 +4,24 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::accounts::{NewUser, User};
 use crate::domain::admin::UserPatch;
-use crate::domain::ids::{Role, UserId, Username};
+use crate::domain::ids::{Generation, Role, UserId, Username};
 use crate::domain::password::Password;
 use crate::http::AppState;
 use crate::http::extract::AdminCaller;
-use crate::http::problem::{ApiError, json_error};
+use crate::http::problem::{ApiError, Problem, json_error};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserResponse {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
+    #[schema(value_type = String, example = "alice")]
     username: Username,
+    #[schema(value_type = String, example = "member")]
     role: Role,
     disabled: bool,
     created_at: DateTime<Utc>,
@@ -35,11 +39,21 @@ impl From<User> for UserResponse {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    users: Vec<UserResponse>,
+    /// Pass as `after` for the next page; null on the last one.
+    next_after: Option<Uuid>,
+}
+
 /// `?limit=&after=` of a keyset-paginated listing.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1 to 200 (larger is capped); default 50.
     pub limit: Option<u32>,
+    /// The `next_after` of the previous page.
     pub after: Option<Uuid>,
 }
 
@@ -48,15 +62,36 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ApiError::NotFound("user"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// A-Z, a-z, 0-9 and `._@+-`, 1 to 128 characters; unique per tenant ignoring case.
+    #[schema(example = "alice")]
     username: String,
+    /// 8 to 1024 bytes.
+    #[schema(example = "correct horse battery staple")]
     password: String,
+    /// `member` (default) or `admin`.
     #[serde(default)]
+    #[schema(example = "member")]
     role: Option<String>,
 }
 
+/// Create a user with a fresh secret.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/users", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = UserResponse),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn create(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -82,6 +117,19 @@ pub async fn create(
         .json(UserResponse::from(user)))
 }
 
+/// List a tenant's users in creation order.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/users", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug"), PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn list(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -92,11 +140,24 @@ pub async fn list(
         .admin
         .list_users(&ctx, &tenant, query.after, query.limit)
         .await?;
-    let users: Vec<UserResponse> = page.items.into_iter().map(UserResponse::from).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "users": users, "next_after": page.next_after })))
+    Ok(HttpResponse::Ok().json(UserPage {
+        users: page.items.into_iter().map(UserResponse::from).collect(),
+        next_after: page.next_after,
+    }))
 }
 
+/// Read a user.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant}/users/{user_id}", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn get(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -107,14 +168,33 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    /// `member` or `admin`; a change rotates the user's secret.
     role: Option<String>,
+    /// Disabling rotates the secret and ends every session.
     disabled: Option<bool>,
+    /// 8 to 1024 bytes; rotates the secret and ends every session.
     password: Option<String>,
 }
 
+/// Change a user's role, disabled state or password.
+#[utoipa::path(
+    patch, path = "/v1/tenants/{tenant}/users/{user_id}", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
+    request_body = PatchUser,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would leave no enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn update(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -139,6 +219,19 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
 
+/// Delete a user and their secrets; their tokens die.
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant}/users/{user_id}", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn delete(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -152,13 +245,39 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
+    /// How long tokens of the previous generation stay valid: 0 to 86400.
     #[serde(default)]
     grace_seconds: u64,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct RotationResponse {
+    #[schema(value_type = uuid::Uuid)]
+    user_id: UserId,
+    /// The new generation (the `kid` of new tokens).
+    #[schema(value_type = i64, example = 2)]
+    generation: Generation,
+    previous_generation_valid_until: DateTime<Utc>,
+}
+
+/// Rotate one user's secret. Without grace, every token and session they hold dies.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant}/users/{user_id}/rotate-secret", tag = "users",
+    params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
+    request_body(content = Option<RotateRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Rotated", body = RotationResponse),
+        (status = 400, description = "Invalid grace", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = []), ("access_token" = [])),
+)]
 pub async fn rotate_secret(
     AdminCaller(ctx): AdminCaller,
     state: web::Data<AppState>,
@@ -178,9 +297,9 @@ pub async fn rotate_secret(
         .admin
         .rotate_user_secret(&ctx, &tenant, user_id(&user)?, grace)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "user_id": rotation.user_id,
-        "generation": rotation.generation,
-        "previous_generation_valid_until": rotation.previous_generation_valid_until,
-    })))
+    Ok(HttpResponse::Ok().json(RotationResponse {
+        user_id: rotation.user_id,
+        generation: rotation.generation,
+        previous_generation_valid_until: rotation.previous_generation_valid_until,
+    }))
 }
