@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -39,6 +40,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;
         let port = listener.local_addr()?.port();
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::observe::observe))
@@ -47,7 +49,7 @@ impl Application {
                         .add(("Cache-Control", "no-store"))
                         .add(("X-Content-Type-Options", "nosniff")),
                 )
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .configure(http::configure)
         })
         .shutdown_timeout(10)
@@ -59,6 +61,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            state,
         })
     }
 
@@ -72,8 +75,13 @@ impl Application {
     }
 
     /// Serves until stopped; SIGTERM and Ctrl-C stop gracefully.
+    /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish
+    /// (10 s at most), then close the Postgres pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.state.db.close();
+        tracing::info!("stopped");
+        served
     }
 }
 

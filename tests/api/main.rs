@@ -12,5 +12,6 @@ mod openapi;
 mod operations;
 mod rotation;
 mod sessions;
+mod shutdown;
 mod storage;
 mod verification;

@@ -1,0 +1,121 @@
+//! The real binary, configured through its environment, shuts down
+//! gracefully on SIGTERM: requests in flight finish, then it exits 0.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinSet;
+
+use crate::helpers::{PASSWORD, service_key, test_settings};
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let settings = test_settings();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master_key = match &settings.master_key {
+        tenant_jwt::config::MasterKeySource::Inline(key) => key.to_string(),
+        tenant_jwt::config::MasterKeySource::File(_) => unreachable!(),
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-jwt"))
+        .env_clear()
+        .env("DATABASE_URL", settings.database.url.as_str())
+        .env("REDIS_URL", &settings.redis.url)
+        .env("TENANT_JWT_REDIS_PREFIX", &settings.redis.key_prefix)
+        .env("TENANT_JWT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TENANT_JWT_MASTER_KEY", master_key)
+        .env("TENANT_JWT_SERVICE_KEYS", service_key())
+        .env("TENANT_JWT_HASH_WORKERS", "1")
+        .env("TENANT_JWT_LOGIN_LIMIT_PER_IP", "1000")
+        .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT_IP", "1000")
+        .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT", "1000")
+        .env("TENANT_JWT_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read the logs as they come: a full pipe would block the child.
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).await.map(|_| logs)
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the binary became ready");
+    let created = client
+        .post(format!("{base}/v1/tenants"))
+        .bearer_auth(service_key())
+        .json(&json!({ "slug": "acme", "name": "Acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created = client
+        .post(format!("{base}/v1/tenants/acme/users"))
+        .bearer_auth(service_key())
+        .json(&json!({ "username": "alice", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Sixty logins queue for the single hashing thread (over a second of
+    // work, longer than actix's one-second drain poll); when the first is
+    // answered the rest are in flight, and the signal arrives.
+    let mut logins = JoinSet::new();
+    for _ in 0..60 {
+        let (client, url) = (client.clone(), format!("{base}/v1/tenants/acme/login"));
+        logins.spawn(async move {
+            let body = json!({ "username": "alice", "password": PASSWORD });
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+    }
+    let first = logins.join_next().await.unwrap().unwrap();
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(first.unwrap(), 200);
+    while let Some(login) = logins.join_next().await {
+        assert_eq!(
+            login.unwrap().expect("an in-flight request was cut off"),
+            200
+        );
+    }
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let logs = logs.await.unwrap().unwrap();
+    assert!(logs.contains("graceful shutdown"), "{logs}");
+    assert!(logs.contains("\"stopped\""), "{logs}");
+}
