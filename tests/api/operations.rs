@@ -212,8 +212,24 @@ async fn metrics_count_what_happened() {
     assert_eq!(rotated.status(), 200);
     assert_eq!(app.me(&m.token).await.status(), 401);
 
+    let odd = app
+        .client
+        .request("FROBNICATE".parse().unwrap(), app.url("/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.status(), 405);
+
     let after = scrape(&app).await;
+    assert!(!after.contains("FROBNICATE"), "method labels stay bounded");
     let count = |name: &str, labels: &[(&str, &str)]| sample(&after, name, labels);
+    assert_eq!(
+        count(
+            "tenant_jwt_http_requests_total",
+            &[("method", "OTHER"), ("status", "405")]
+        ),
+        1.0
+    );
     assert_eq!(
         count("tenant_jwt_logins_total", &[("outcome", "success")]),
         1.0
