@@ -265,6 +265,14 @@ pub struct SettingsArgs {
         default_value_t = 0
     )]
     pub hash_workers: usize,
+    /// Password hashes that may wait for a free thread; past that, 503 with Retry-After.
+    #[arg(
+        long,
+        env = "TENANT_JWT_HASH_QUEUE",
+        global = true,
+        default_value_t = 64
+    )]
+    pub hash_queue: usize,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(
         long,
@@ -323,6 +331,7 @@ impl SettingsArgs {
             } else {
                 self.hash_workers
             },
+            hash_queue: self.hash_queue,
             prune_interval: self.prune_interval.max(Duration::from_secs(1)),
             limits: LimitSettings {
                 login_per_ip: self.login_limit_per_ip,
@@ -445,7 +454,7 @@ async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
     let key_records = KeyRecords::new(pool.clone(), cache, metrics.clone());
     Ok(Admin::new(
         pool,
-        PasswordHasher::new(1)?,
+        PasswordHasher::new(1, 8)?,
         master_key,
         key_records,
         metrics,

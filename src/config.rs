@@ -19,6 +19,8 @@ pub struct Settings {
     pub service_keys: ServiceKeys,
     /// Threads that may run argon2id at once.
     pub hash_workers: usize,
+    /// Password hashes that may wait for a thread; past that, 503.
+    pub hash_queue: usize,
     /// How often expired refresh tokens and sessions are deleted.
     pub prune_interval: Duration,
     pub limits: LimitSettings,

@@ -98,7 +98,7 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         );
     }
     let metrics = Metrics::new();
-    let hasher = PasswordHasher::new(settings.hash_workers)?;
+    let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue)?;
     let key_records = KeyRecords::new(pool.clone(), cache.clone(), metrics.clone());
     let verifier = Verifier::new(
         &settings.tokens,

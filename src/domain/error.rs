@@ -133,7 +133,10 @@ impl From<SecretError> for DomainError {
 
 impl From<PasswordError> for DomainError {
     fn from(e: PasswordError) -> Self {
-        DomainError::Internal(e.to_string())
+        match e {
+            PasswordError::Busy => DomainError::Unavailable(e.to_string()),
+            other => DomainError::Internal(other.to_string()),
+        }
     }
 }
 

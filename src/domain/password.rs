@@ -59,12 +59,18 @@ pub enum PasswordError {
     Hash(String),
     #[error("the password hashing pool is gone")]
     PoolClosed,
+    /// Every worker is busy and the queue is full.
+    #[error("password hashing is at capacity")]
+    Busy,
 }
 
 /// Hashes and verifies passwords on at most `workers` threads at a time.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Places for work running or waiting: workers + queue. When none is left
+    /// the request is refused at once instead of piling up.
+    slots: Arc<Semaphore>,
     /// Hash of a random password, verified against when the user is unknown so
     /// that an unknown username costs the same as a wrong password.
     dummy_hash: Arc<str>,
@@ -96,13 +102,15 @@ fn verify_blocking(password: &Password, phc: &str) -> bool {
 impl PasswordHasher {
     /// Builds the pool; computes the dummy hash with the same parameters as
     /// real ones (tens of milliseconds, once).
-    pub fn new(workers: usize) -> Result<Self, PasswordError> {
+    /// At most `workers` hashes at once and `queue` more waiting.
+    pub fn new(workers: usize, queue: usize) -> Result<Self, PasswordError> {
         let mut dummy = [0u8; 32];
         rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut dummy)
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
         let dummy_password = Password::new(base64::engine::general_purpose::STANDARD.encode(dummy));
         Ok(Self {
             permits: Arc::new(Semaphore::new(workers.max(1))),
+            slots: Arc::new(Semaphore::new(workers.max(1) + queue)),
             dummy_hash: hash_blocking(&dummy_password)?.into(),
         })
     }
@@ -128,6 +136,7 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let _slot = self.slots.try_acquire().map_err(|_| PasswordError::Busy)?;
         let _permit = self
             .permits
             .acquire()
@@ -145,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(1).unwrap();
+        let hasher = PasswordHasher::new(1, 8).unwrap();
         let phc = hasher
             .hash(Password::new("correct horse".into()))
             .await
@@ -167,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        let hasher = PasswordHasher::new(1).unwrap();
+        let hasher = PasswordHasher::new(1, 8).unwrap();
         assert!(
             !hasher
                 .verify(Password::new("anything".into()), None)
@@ -187,5 +196,30 @@ mod tests {
             format!("{:?}", Password::new("hunter22".into())),
             "Password(<redacted>)"
         );
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_queue_limit_work_is_refused_not_queued() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let attempts = (0..6).map(|_| {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.verify(Password::new("x".repeat(10)), None).await })
+        });
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Err(PasswordError::Busy))))
+            .count();
+        let done = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Ok(false))))
+            .count();
+        assert_eq!(busy + done, 6);
+        assert!(busy >= 1 && done >= 2, "busy {busy}, done {done}");
     }
 }

@@ -84,6 +84,7 @@ pub fn test_settings() -> Settings {
         master_key: MasterKeySource::Inline(MasterKey::generate_base64().unwrap()),
         service_keys: ServiceKeys::parse(&service_key()).unwrap(),
         hash_workers: 2,
+        hash_queue: 64,
         prune_interval: Duration::from_secs(3600),
         // Generous: the tests of the limits set their own.
         limits: LimitSettings {

@@ -349,3 +349,34 @@ async fn an_unknown_user_costs_about_what_a_wrong_password_costs() {
         "unknown user {unknown:?} vs wrong password {wrong:?}"
     );
 }
+
+#[tokio::test]
+async fn a_login_flood_past_the_hashing_queue_gets_503_and_verification_goes_on() {
+    let app = app_with(|s| {
+        s.hash_workers = 1;
+        s.hash_queue = 1;
+    })
+    .await;
+    let token = app.token("acme", "alice").await;
+    let logins: Vec<_> = (0..12)
+        .map(|_| app.login("acme", "alice", PASSWORD))
+        .collect();
+    let (responses, me) = tokio::join!(futures_util::future::join_all(logins), app.me(&token));
+    assert_eq!(me.status(), 200, "verification does not wait for hashing");
+    let mut refused = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 => {}
+            503 => {
+                refused += 1;
+                assert_eq!(response.headers()["retry-after"], "1");
+                assert_eq!(
+                    response.json::<Value>().await.unwrap()["code"],
+                    "unavailable"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0, "some logins were refused rather than queued");
+}
