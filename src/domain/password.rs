@@ -1,13 +1,13 @@
 //! Passwords: argon2id with OWASP parameters (m=19456 KiB, t=2, p=1), run off
-//! the async executor on a bounded number of blocking threads, so a login
-//! flood queues for CPU instead of starving token verification or exhausting
-//! memory (each hash holds 19 MiB while it runs).
+//! the async executor on a fixed set of dedicated threads with a bounded
+//! queue, so a login flood queues for CPU (or gets 503 past the queue)
+//! instead of starving token verification or growing memory.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
@@ -64,39 +64,101 @@ pub enum PasswordError {
     Busy,
 }
 
-/// Hashes and verifies passwords on at most `workers` threads at a time.
+/// A unit of hashing work for the dedicated threads.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// Hashes and verifies passwords on `workers` dedicated threads, with at most
+/// `queue` more jobs waiting; past that, work is refused at once.
+///
+/// Dedicated long-lived threads, not the async runtime's blocking pool: each
+/// argon2id evaluation allocates 19 MiB, and the allocator keeps freed memory
+/// per thread, so spreading hashes over many short-lived threads let a login
+/// flood grow resident memory to hundreds of MiB. A fixed set of threads
+/// bounds it.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    /// Places for work running or waiting: workers + queue. When none is left
-    /// the request is refused at once instead of piling up.
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// Jobs admitted (running or waiting): at most workers + queue. A job
+    /// holds its place until it has run.
     slots: Arc<Semaphore>,
     /// Hash of a random password, verified against when the user is unknown so
     /// that an unknown username costs the same as a wrong password.
     dummy_hash: Arc<str>,
 }
 
-fn argon2id() -> Argon2<'static> {
+/// argon2id with the parameters every stored hash is made with (public for
+/// the benchmark that compares login throughput with the raw hash rate).
+pub fn argon2id() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("OWASP argon2id parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_blocking(password: &Password) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2id()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+/// The memory argon2id works in, kept by each hashing thread for its whole
+/// life so that no hash allocates (19 MiB at the current parameters).
+type Memory = Vec<Block>;
+
+/// Runs argon2 with `params` into `out`, in `memory`.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &Password,
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Memory,
+) -> Result<(), argon2::Error> {
+    memory.resize(params.block_count(), Block::default());
+    argon2.hash_password_into_with_memory(password.as_bytes(), salt, out, memory.as_mut_slice())
 }
 
-fn verify_blocking(password: &Password, phc: &str) -> bool {
-    // The parameters come from the stored PHC string, so hashes made with
-    // older parameters keep verifying.
-    PasswordHash::new(phc).is_ok_and(|parsed| {
-        argon2id()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+fn hash_blocking(password: &Password, memory: &mut Memory) -> Result<String, PasswordError> {
+    let fail = |e: &dyn fmt::Display| PasswordError::Hash(e.to_string());
+    let argon2 = argon2id();
+    let params = argon2.params().clone();
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon2, &params, password, salt_bytes, &mut out, memory).map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Verifies like `PasswordVerifier::verify_password` (the stored PHC string's
+/// own algorithm, version and parameters, so older hashes keep verifying, and
+/// a constant-time comparison of the outputs), but in `memory`.
+fn verify_blocking(password: &Password, phc: &str, memory: &mut Memory) -> bool {
+    let Ok(stored) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else {
+        return false;
+    };
+    let Ok(version) = stored
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&stored) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(&argon2, &params, password, salt_bytes, &mut out, memory).is_ok()
+        && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 impl PasswordHasher {
@@ -108,15 +170,31 @@ impl PasswordHasher {
         rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut dummy)
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
         let dummy_password = Password::new(base64::engine::general_purpose::STANDARD.encode(dummy));
+        let (jobs, queued) = std::sync::mpsc::channel::<Job>();
+        let queued = Arc::new(Mutex::new(queued));
+        for worker in 0..workers.max(1) {
+            let queued = queued.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{worker}"))
+                .spawn(move || {
+                    let mut memory = Memory::new();
+                    // Ends when every PasswordHasher clone (every sender) is gone.
+                    while let Ok(job) = queued.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                        job(&mut memory);
+                    }
+                })
+                .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(workers.max(1))),
+            jobs,
             slots: Arc::new(Semaphore::new(workers.max(1) + queue)),
-            dummy_hash: hash_blocking(&dummy_password)?.into(),
+            dummy_hash: hash_blocking(&dummy_password, &mut Memory::new())?.into(),
         })
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, PasswordError> {
-        self.run(move || hash_blocking(&password)).await?
+        self.run(move |memory| hash_blocking(&password, memory))
+            .await?
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there
@@ -128,23 +206,28 @@ impl PasswordHasher {
     ) -> Result<bool, PasswordError> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
-        let matches = self.run(move || verify_blocking(&password, &phc)).await?;
+        let matches = self
+            .run(move |memory| verify_blocking(&password, &phc, memory))
+            .await?;
         Ok(known && matches)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _slot = self.slots.try_acquire().map_err(|_| PasswordError::Busy)?;
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::PoolClosed)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| PasswordError::PoolClosed)
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PasswordError::Busy)?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(work(memory));
+            drop(slot);
+        });
+        self.jobs.send(job).map_err(|_| PasswordError::PoolClosed)?;
+        result.await.map_err(|_| PasswordError::PoolClosed)
     }
 }
 
@@ -169,6 +252,49 @@ mod tests {
         assert!(
             !hasher
                 .verify(Password::new("wrong horse".into()), Some(phc))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_made_elsewhere_or_with_other_parameters_verify() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 3, 1, None).unwrap(),
+        )
+        .hash_password(b"old password", &salt)
+        .unwrap()
+        .to_string();
+        assert!(
+            hasher
+                .verify(Password::new("old password".into()), Some(older.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(Password::new("old passworD".into()), Some(older))
+                .await
+                .unwrap()
+        );
+        // And ours verify with the crate's own verifier.
+        let ours = hasher
+            .hash(Password::new("new password".into()))
+            .await
+            .unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2id().verify_password(b"new password", &parsed).is_ok());
+        assert!(
+            !hasher
+                .verify(
+                    Password::new("new password".into()),
+                    Some("$argon2id$garbage".into())
+                )
                 .await
                 .unwrap()
         );
