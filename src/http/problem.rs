@@ -247,3 +247,19 @@ impl From<super::limits::RetryAfter> for ApiError {
         ApiError::TooManyRequests(seconds)
     }
 }
+
+/// The failures every tenant-administration route can answer with, for the
+/// OpenAPI document (`responses(…, AdminErrors)`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived description is used.
+pub enum AdminErrors {
+    /// No credentials, an invalid one, or a throttled address.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem<'static>),
+    /// A member's token: only services and tenant admins administer.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem<'static>),
+    /// No such tenant or user, or one of another tenant: the same answer.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem<'static>),
+}

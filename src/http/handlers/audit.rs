@@ -10,7 +10,7 @@ use crate::domain::admin::AuditEvent;
 use crate::http::AppState;
 use crate::http::extract::AdminCaller;
 use crate::http::handlers::users::PageQuery;
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{AdminErrors, ApiError, Problem};
 
 #[derive(Serialize, ToSchema)]
 pub struct Actor {
@@ -63,9 +63,7 @@ pub struct AuditEventPage {
     responses(
         (status = 200, description = "A page of events", body = AuditEventPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]

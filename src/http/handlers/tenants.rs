@@ -10,7 +10,7 @@ use crate::domain::accounts::{self, Tenant};
 use crate::domain::ids::{TenantId, TenantName, TenantSlug};
 use crate::http::AppState;
 use crate::http::extract::{AdminCaller, ServiceCaller};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{AdminErrors, ApiError, Problem};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,9 +83,7 @@ pub async fn create(
     params(("tenant" = String, Path, description = "The tenant's slug")),
     responses(
         (status = 200, description = "The tenant", body = TenantResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]
@@ -104,9 +102,7 @@ pub async fn get(
     params(("tenant" = String, Path, description = "The tenant's slug")),
     responses(
         (status = 200, description = "Rotated", body = RotatedResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
         (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),

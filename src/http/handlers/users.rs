@@ -13,7 +13,7 @@ use crate::domain::ids::{Generation, Role, UserId, Username};
 use crate::domain::password::Password;
 use crate::http::AppState;
 use crate::http::extract::AdminCaller;
-use crate::http::problem::{ApiError, Problem, json_error};
+use crate::http::problem::{AdminErrors, ApiError, Problem, json_error};
 
 #[derive(Serialize, ToSchema)]
 pub struct UserResponse {
@@ -85,9 +85,7 @@ pub struct CreateUser {
     responses(
         (status = 201, description = "Created", body = UserResponse),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
         (status = 409, description = "Username taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
@@ -124,9 +122,7 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]
@@ -152,9 +148,7 @@ pub async fn list(
     params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The user", body = UserResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]
@@ -187,9 +181,7 @@ pub struct PatchUser {
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
         (status = 409, description = "Would leave no enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
@@ -225,9 +217,7 @@ pub async fn update(
     params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
         (status = 409, description = "The last enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
@@ -271,9 +261,7 @@ pub struct RotationResponse {
     responses(
         (status = 200, description = "Rotated", body = RotationResponse),
         (status = 400, description = "Invalid grace", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A member's token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant or user, or another tenant's", body = Problem, content_type = "application/problem+json"),
+        AdminErrors,
         (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
