@@ -449,7 +449,12 @@ async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
     let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
     let cache = RecordCache::connect(&settings.redis)
         .await
-        .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
+        .with_context(|| {
+            format!(
+                "connecting to Redis at {}",
+                crate::config::redacted_url(&settings.redis.url)
+            )
+        })?;
     let metrics = crate::metrics::Metrics::new();
     let key_records = KeyRecords::new(pool.clone(), cache, metrics.clone());
     Ok(Admin::new(

@@ -91,7 +91,12 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
     let cache = RecordCache::connect(&settings.redis)
         .await
-        .with_context(|| format!("connecting to Redis at {}", settings.redis.url))?;
+        .with_context(|| {
+            format!(
+                "connecting to Redis at {}",
+                crate::config::redacted_url(&settings.redis.url)
+            )
+        })?;
     if settings.service_keys.is_empty() {
         tracing::warn!(
             "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"

@@ -72,7 +72,12 @@ async fn create_database_if_missing(url: &url::Url) -> anyhow::Result<()> {
     maintenance_url.set_path("/postgres");
     let mut conn = AsyncPgConnection::establish(maintenance_url.as_str())
         .await
-        .with_context(|| format!("connecting to Postgres at {}", redacted(url)))?;
+        .with_context(|| {
+            format!(
+                "connecting to Postgres at {}",
+                crate::config::redacted_url(url.as_str())
+            )
+        })?;
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
     if let Err(e) = diesel::sql_query(create).execute(&mut conn).await {
         // Another instance may have created it in the meantime.
@@ -111,15 +116,6 @@ async fn run_migrations(url: &url::Url) -> anyhow::Result<()> {
         tracing::info!(applied, "applied database migrations");
     }
     Ok(())
-}
-
-/// A database URL fit for logs and errors: no password.
-pub fn redacted(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    shown.to_string()
 }
 
 /// Checks out a connection, waiting at most the configured acquire timeout.

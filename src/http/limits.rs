@@ -195,16 +195,6 @@ impl Limits {
         blocked.retain(|_, until| *until > now);
         blocked.shrink_to_fit();
     }
-
-    /// Keys held across all limiters (for tests and, later, metrics).
-    pub fn tracked_keys(&self) -> usize {
-        self.login_per_ip.len()
-            + self.login_per_account_ip.len()
-            + self.login_per_account.len()
-            + self.failed_verifications.len()
-            + self.introspections.len()
-            + self.blocked.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// Seconds to wait, rounded up, at least 1.
