@@ -4,14 +4,12 @@
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
-use crate::cache::RecordCache;
 use crate::config::{
     DatabaseSettings, HttpSettings, LimitSettings, MasterKeySource, RedisSettings, Settings,
     TokenSettings,
@@ -23,7 +21,7 @@ use crate::domain::ids::{Role, TenantName, TenantSlug, Username};
 use crate::domain::key_records::KeyRecords;
 use crate::domain::password::{Password, PasswordHasher};
 use crate::domain::service_keys::ServiceKeys;
-use crate::startup::{Application, open_master_key};
+use crate::startup::{Application, Stores};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -368,7 +366,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => db::prepare(&settings.database).await?,
         Command::Tenants(TenantsCommand::Create { slug, name }) => {
-            let pool = prepared_pool(&settings).await?;
+            let pool = db::prepare_pool(&settings.database).await?;
             let tenant = accounts::create_tenant(
                 &pool,
                 TenantSlug::parse(&slug)?,
@@ -445,16 +443,11 @@ const OPERATOR: AuditContext = AuditContext {
 
 /// The administration functions, wired as `serve` wires them.
 async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
-    let pool = prepared_pool(settings).await?;
-    let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
-    let cache = RecordCache::connect(&settings.redis)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to Redis at {}",
-                crate::config::redacted_url(&settings.redis.url)
-            )
-        })?;
+    let Stores {
+        pool,
+        master_key,
+        cache,
+    } = Stores::open(settings).await?;
     let metrics = crate::metrics::Metrics::new();
     let key_records = KeyRecords::new(pool.clone(), cache, metrics.clone());
     Ok(Admin::new(
@@ -464,11 +457,6 @@ async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
         key_records,
         metrics,
     ))
-}
-
-async fn prepared_pool(settings: &Settings) -> anyhow::Result<db::DbPool> {
-    db::prepare(&settings.database).await?;
-    db::build_pool(&settings.database)
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {

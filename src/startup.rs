@@ -85,18 +85,40 @@ impl Application {
     }
 }
 
+/// What every command that touches users needs: the prepared database, the
+/// checked master key and the cache.
+pub struct Stores {
+    pub pool: DbPool,
+    pub master_key: Arc<MasterKey>,
+    pub cache: RecordCache,
+}
+
+impl Stores {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = db::prepare_pool(&settings.database).await?;
+        let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
+        let cache = RecordCache::connect(&settings.redis)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to Redis at {}",
+                    crate::config::redacted_url(&settings.redis.url)
+                )
+            })?;
+        Ok(Self {
+            pool,
+            master_key,
+            cache,
+        })
+    }
+}
+
 async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
-    db::prepare(&settings.database).await?;
-    let pool = db::build_pool(&settings.database)?;
-    let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
-    let cache = RecordCache::connect(&settings.redis)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to Redis at {}",
-                crate::config::redacted_url(&settings.redis.url)
-            )
-        })?;
+    let Stores {
+        pool,
+        master_key,
+        cache,
+    } = Stores::open(settings).await?;
     if settings.service_keys.is_empty() {
         tracing::warn!(
             "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"

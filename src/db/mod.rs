@@ -54,6 +54,12 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
         .context("building the Postgres pool")
 }
 
+/// `prepare`, then a pool on the prepared database.
+pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    prepare(settings).await?;
+    build_pool(settings)
+}
+
 /// Creates the database if it does not exist, then applies pending migrations.
 pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<()> {
     create_database_if_missing(&settings.url).await?;
