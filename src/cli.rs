@@ -10,9 +10,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+use crate::cache::local::LocalCache;
 use crate::config::{
-    DatabaseSettings, HttpSettings, LimitSettings, MasterKeySource, RedisSettings, Settings,
-    TokenSettings,
+    DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
+    RedisSettings, Settings, TokenSettings,
 };
 use crate::db;
 use crate::domain::accounts::{self, NewUser};
@@ -139,6 +140,21 @@ pub struct SettingsArgs {
     /// How long "no such user" stays in Redis.
     #[arg(long, env = "TENANT_JWT_NEGATIVE_CACHE_TTL", global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     pub negative_cache_ttl: Duration,
+    /// Most users whose key records are kept in process (0: none).
+    #[arg(
+        long,
+        env = "TENANT_JWT_LOCAL_CACHE_CAPACITY",
+        global = true,
+        default_value_t = 100_000
+    )]
+    pub local_cache_capacity: u64,
+    /// Longest a key record is kept in process, even without an invalidation.
+    #[arg(long, env = "TENANT_JWT_LOCAL_CACHE_TTL", global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub local_cache_ttl: Duration,
+    /// How often the invalidation subscription is checked; while it does not
+    /// answer, the in-process cache is bypassed.
+    #[arg(long, env = "TENANT_JWT_INVALIDATION_HEARTBEAT", global = true, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub invalidation_heartbeat: Duration,
     /// Longest wait for one Redis command before falling back to Postgres.
     #[arg(long, env = "TENANT_JWT_REDIS_TIMEOUT", global = true, default_value = "250ms", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
@@ -306,6 +322,11 @@ impl SettingsArgs {
                 record_ttl: self.cache_ttl,
                 absent_ttl: self.negative_cache_ttl,
                 command_timeout: self.redis_timeout,
+                local: LocalCacheSettings {
+                    capacity: self.local_cache_capacity,
+                    ttl: self.local_cache_ttl,
+                    heartbeat: self.invalidation_heartbeat.max(Duration::from_millis(10)),
+                },
             },
             http: HttpSettings {
                 listen: self.listen,
@@ -449,7 +470,8 @@ async fn operator(settings: &Settings) -> anyhow::Result<Admin> {
         cache,
     } = Stores::open(settings).await?;
     let metrics = crate::metrics::Metrics::new();
-    let key_records = KeyRecords::new(pool.clone(), cache, metrics.clone());
+    // No subscriber here, so no in-process level; changes are still announced.
+    let key_records = KeyRecords::new(pool.clone(), cache, LocalCache::disabled(), metrics.clone());
     Ok(Admin::new(
         pool,
         PasswordHasher::new(1, 8)?,

@@ -63,6 +63,21 @@ pub struct RedisSettings {
     pub absent_ttl: Duration,
     /// Longest wait for any one Redis command before falling back to Postgres.
     pub command_timeout: Duration,
+    /// The in-process level in front of Redis.
+    pub local: LocalCacheSettings,
+}
+
+/// The in-process cache of key records, kept in step across instances by a
+/// Redis pub/sub channel.
+#[derive(Debug, Clone)]
+pub struct LocalCacheSettings {
+    /// Most users held; 0 turns the in-process level off.
+    pub capacity: u64,
+    /// Longest an entry is kept, even without an invalidation.
+    pub ttl: Duration,
+    /// How often the invalidation subscription is pinged; an unanswered ping
+    /// flushes and bypasses the in-process level until it is back.
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone)]

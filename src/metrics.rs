@@ -21,10 +21,20 @@ pub struct Metrics {
     db_pool_size: IntGauge,
     db_pool_available: IntGauge,
     db_pool_waiting: IntGauge,
+    invalidation_channel_up: IntGauge,
+    invalidations_received: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
     registry
         .register(Box::new(metric.clone()))
         .expect("registered once");
@@ -62,14 +72,6 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("registered once");
-        let postgres_fallbacks = IntCounter::new(
-            "key_record_postgres_loads_total",
-            "Key records read from Postgres (cache miss or cache unavailable)",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(postgres_fallbacks.clone()))
-            .expect("registered once");
         Self {
             http_requests: counter_vec(
                 &registry,
@@ -93,10 +95,14 @@ impl Metrics {
             key_record_lookups: counter_vec(
                 &registry,
                 "key_record_cache_lookups_total",
-                "Key record cache lookups by result (hit, negative_hit, miss, error)",
+                "Key record lookups by result: local_hit (in process), hit, negative_hit, miss, error (Redis)",
                 &["result"],
             ),
-            postgres_fallbacks,
+            postgres_fallbacks: counter(
+                &registry,
+                "key_record_postgres_loads_total",
+                "Key records read from Postgres (cache miss or cache unavailable)",
+            ),
             rotations: counter_vec(
                 &registry,
                 "secret_rotations_total",
@@ -124,8 +130,26 @@ impl Metrics {
                 "db_pool_waiting",
                 "Requests waiting for a Postgres connection",
             ),
+            invalidation_channel_up: gauge(
+                &registry,
+                "invalidation_channel_up",
+                "1 while the invalidation subscription is confirmed and the in-process cache is in use",
+            ),
+            invalidations_received: counter(
+                &registry,
+                "invalidations_received_total",
+                "Invalidation messages received on the pub/sub channel",
+            ),
             registry,
         }
+    }
+
+    pub fn invalidation_channel(&self, up: bool) {
+        self.invalidation_channel_up.set(i64::from(up));
+    }
+
+    pub fn invalidation_received(&self) {
+        self.invalidations_received.inc();
     }
 
     pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {

@@ -10,7 +10,8 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::cache::RecordCache;
+use crate::cache::local::LocalCache;
+use crate::cache::{RecordCache, invalidation};
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, DbPool};
 use crate::domain::accounts::Accounts;
@@ -126,7 +127,13 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
     let metrics = Metrics::new();
     let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue)?;
-    let key_records = KeyRecords::new(pool.clone(), cache.clone(), metrics.clone());
+    let local = LocalCache::new(settings.redis.local.capacity, settings.redis.local.ttl);
+    tokio::spawn(invalidation::run(
+        cache.subscription(settings.redis.local.heartbeat),
+        local.clone(),
+        metrics.clone(),
+    ));
+    let key_records = KeyRecords::new(pool.clone(), cache.clone(), local, metrics.clone());
     let verifier = Verifier::new(
         &settings.tokens,
         master_key.clone(),

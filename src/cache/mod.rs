@@ -8,7 +8,12 @@
 //! therefore never write the old record back over the new one.
 //!
 //! All commands go through one shared multiplexed connection (no pool
-//! checkout per request), each bounded by a timeout.
+//! checkout per request), each bounded by a timeout. In front of it sits an
+//! in-process level (`local`), kept in step across instances by a pub/sub
+//! channel (`invalidation`).
+
+pub mod invalidation;
+pub mod local;
 
 use std::time::Duration;
 
@@ -37,6 +42,7 @@ pub enum Cached {
 
 #[derive(Clone)]
 pub struct RecordCache {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     record_ttl: Duration,
@@ -71,6 +77,7 @@ impl RecordCache {
         .await
         .map_err(|_| CacheError::Timeout(settings.command_timeout * 4))??;
         Ok(Self {
+            client,
             conn,
             prefix: settings.key_prefix.clone(),
             record_ttl: settings.record_ttl,
@@ -83,6 +90,30 @@ impl RecordCache {
     /// The Redis key of a user's record.
     pub fn key(&self, user: UserId) -> String {
         format!("{}user:{}", self.prefix, user)
+    }
+
+    /// The pub/sub channel on which changed users are announced.
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}invalidations", self.prefix)
+    }
+
+    /// What a subscriber to the invalidation channel needs.
+    pub fn subscription(&self, heartbeat: Duration) -> invalidation::Subscription {
+        invalidation::Subscription {
+            client: self.client.clone(),
+            channel: self.invalidation_channel(),
+            heartbeat,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Tells every instance to forget `user` locally. Call only once the
+    /// user's new record (or its absence) is in Redis.
+    pub async fn announce(&self, user: UserId) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        self.bounded(conn.publish::<_, _, i64>(self.invalidation_channel(), user.to_string()))
+            .await
+            .map(drop)
     }
 
     pub async fn get(&self, user: UserId) -> Result<Option<Cached>, CacheError> {

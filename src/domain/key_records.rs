@@ -1,7 +1,7 @@
 //! A user's key record: everything verification needs about one user, loaded
 //! with one cache lookup. It holds sealed secrets only; the master key opens
-//! them in process. Redis first, Postgres on a miss (written back), and "no
-//! such user" cached too, briefly.
+//! them in process. The in-process level first, then Redis, then Postgres on
+//! a miss (written back); "no such user" is cached too, briefly.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
+use std::sync::Arc;
+
+use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
@@ -68,22 +71,47 @@ mod base64_bytes {
     }
 }
 
+/// What the in-process level holds for a user: the record, or its absence.
+pub type LocalRecords = LocalCache<Option<Arc<KeyRecord>>>;
+
 /// Loads key records through the cache.
 #[derive(Clone)]
 pub struct KeyRecords {
     db: DbPool,
     cache: RecordCache,
+    local: LocalRecords,
     metrics: Metrics,
 }
 
 impl KeyRecords {
-    pub fn new(db: DbPool, cache: RecordCache, metrics: Metrics) -> Self {
-        Self { db, cache, metrics }
+    pub fn new(db: DbPool, cache: RecordCache, local: LocalRecords, metrics: Metrics) -> Self {
+        Self {
+            db,
+            cache,
+            local,
+            metrics,
+        }
     }
 
     /// The user's record, or `None` if there is no such user. A Redis failure
     /// is logged and answered from Postgres; only Postgres failing is an error.
-    pub async fn load(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
+    pub async fn load(&self, user: UserId) -> Result<Option<Arc<KeyRecord>>, DomainError> {
+        if let Some(known) = self.local.get(user) {
+            self.metrics.key_record_lookup("local_hit");
+            return Ok(known);
+        }
+        // Taken before the lower levels are read, so that an invalidation
+        // arriving meanwhile keeps what they returned out of the local level.
+        let ticket = self.local.ticket();
+        let record = self.load_shared(user).await?.map(Arc::new);
+        if let Some(ticket) = ticket {
+            self.local.insert(ticket, user, record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Redis, then Postgres (written back to Redis).
+    async fn load_shared(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
         let lookup = self.cache.get(user).await;
         self.metrics.key_record_lookup(match &lookup {
             Ok(Some(Cached::Record(_))) => "hit",
@@ -146,8 +174,9 @@ impl KeyRecords {
     }
 
     /// After a committed change: puts the user's record as Postgres now has
-    /// it into the cache. Fails if the cache cannot be updated, so no caller
-    /// reports success while a stale entry could still accept old tokens.
+    /// it into Redis, then tells every instance to drop its local copy. Fails
+    /// if either cannot be done, so no caller reports success while a stale
+    /// entry could still accept old tokens.
     pub async fn publish(&self, user: UserId) -> Result<(), DomainError> {
         let record = self.load_from_db(user).await?;
         let written = match &record {
@@ -173,7 +202,15 @@ impl KeyRecords {
         user: UserId,
         written: Result<(), CacheError>,
     ) -> Result<(), DomainError> {
-        let Err(e) = written else { return Ok(()) };
+        // Announced only once Redis has the new record: an instance that
+        // reloads on the announcement must not find the old one there.
+        let announced = match written {
+            Ok(()) => self.cache.announce(user).await,
+            Err(e) => Err(e),
+        };
+        // This instance forgets at once, whatever Redis did.
+        self.local.invalidate(user);
+        let Err(e) = announced else { return Ok(()) };
         // Best effort: without an entry, readers fall through to Postgres.
         let removed = self.cache.remove(user).await;
         tracing::error!(%user, error = %e, removed = removed.is_ok(), "could not publish a changed key record");

@@ -88,7 +88,7 @@ impl From<Rejection> for DomainError {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub claims: Claims,
-    pub record: KeyRecord,
+    pub record: Arc<KeyRecord>,
 }
 
 /// The JOSE header we issue, and nothing else.

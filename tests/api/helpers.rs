@@ -12,8 +12,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tenant_jwt::config::{
-    DatabaseSettings, HttpSettings, LimitSettings, MasterKeySource, RedisSettings, Settings,
-    TokenSettings,
+    DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
+    RedisSettings, Settings, TokenSettings,
 };
 use tenant_jwt::domain::ids::{Generation, UserId};
 use tenant_jwt::domain::secrets::{MasterKey, UserSecret};
@@ -69,6 +69,11 @@ pub fn test_settings() -> Settings {
             record_ttl: Duration::from_secs(300),
             absent_ttl: Duration::from_secs(30),
             command_timeout: Duration::from_millis(500),
+            local: LocalCacheSettings {
+                capacity: 10_000,
+                ttl: Duration::from_secs(30),
+                heartbeat: Duration::from_millis(200),
+            },
         },
         http: HttpSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -291,6 +296,58 @@ impl TestApp {
 
     /// Deletes everything this instance has in Redis (its own FLUSHALL; a real
     /// FLUSHALL would pull the cache from under the tests running beside it).
+    /// Tells every instance sharing this prefix to forget `user` in process,
+    /// as the service does after each change it makes.
+    pub async fn announce(&self, user: UserId) {
+        let channel = format!("{}invalidations", self.settings.redis.key_prefix);
+        let _: i64 = self
+            .redis()
+            .await
+            .publish(channel, user.to_string())
+            .await
+            .unwrap();
+    }
+
+    /// Waits (5 s at most) until this instance's invalidation subscription
+    /// is up, so that its in-process cache is in use.
+    pub async fn wait_for_local_cache(&self) {
+        for _ in 0..100 {
+            if self.metric("tenant_jwt_invalidation_channel_up").await == 1.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the invalidation channel never came up");
+    }
+
+    /// The value of an unlabelled metric.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// Polls `/v1/me` (for 2 s at most) until it answers `status`.
+    pub async fn me_becomes(&self, token: &str, status: u16) -> bool {
+        for _ in 0..200 {
+            if self.me(token).await.status() == status {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     pub async fn flush_redis(&self) {
         let keys = self.redis_keys().await;
         if !keys.is_empty() {
@@ -363,57 +420,112 @@ pub fn sign(claims: &Value, secret: &[u8], kid: &str) -> String {
     )
 }
 
-/// A TCP proxy to Redis that a test can cut and restore, to make one
-/// instance lose its cache while the others keep it.
-pub struct RedisProxy {
-    pub url: String,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+/// A TCP proxy between an instance and Redis or Postgres, to cut, freeze and
+/// restore the link while the instance runs.
+pub struct TcpProxy {
+    pub address: std::net::SocketAddr,
+    state: std::sync::Arc<ProxyState>,
 }
 
-impl RedisProxy {
-    pub async fn start() -> Self {
-        use std::sync::atomic::Ordering;
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    frozen: std::sync::atomic::AtomicBool,
+    links: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl TcpProxy {
+    /// A proxy to the test Redis.
+    pub async fn to_redis() -> Self {
         let upstream = redis_url()
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_owned();
+        Self::start(upstream).await
+    }
+
+    /// The Redis URL that goes through this proxy.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.address)
+    }
+
+    pub async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
-            Default::default();
-        let (cut_flag, link_list) = (cut.clone(), links.clone());
+        let address = listener.local_addr().unwrap();
+        let state = std::sync::Arc::new(ProxyState::default());
+        let shared = state.clone();
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if cut_flag.load(Ordering::SeqCst) {
+            while let Ok((client, _)) = listener.accept().await {
+                if shared.cut.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is refused in effect
                 }
-                let upstream = upstream.clone();
+                let (upstream, state) = (upstream.clone(), shared.clone());
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, &state),
+                        pump(server_read, client_write, &state)
+                    );
                 });
-                link_list.lock().unwrap().push(link.abort_handle());
+                shared.links.lock().unwrap().push(link.abort_handle());
             }
         });
-        Self { url, cut, links }
+        Self { address, state }
     }
 
     /// Drops every open connection and refuses new ones.
     pub fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.links
+        self.state
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .links
             .lock()
             .unwrap()
             .drain(..)
             .for_each(|link| link.abort());
     }
 
-    pub fn restore(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    /// Keeps connections open but forwards nothing: a silent partition.
+    pub fn freeze(&self) {
+        self.state
+            .frozen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+
+    pub fn restore(&self) {
+        use std::sync::atomic::Ordering;
+        self.state.cut.store(false, Ordering::SeqCst);
+        self.state.frozen.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction of a link, holding data back while frozen.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: &ProxyState,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while state.frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Everything any instance in this test process logged, as JSON lines.

@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod introspect;
 mod limits;
+mod local_cache;
 mod login;
 mod openapi;
 mod operations;

@@ -354,9 +354,11 @@ async fn a_disabled_users_tokens_are_rejected() {
         .execute(&mut app.db().await)
         .await
         .unwrap();
-    // Disabling through the API also invalidates the cache; here the row is
-    // changed behind the service's back, so drop the cached record by hand.
+    // Disabling through the API also invalidates the caches; here the row is
+    // changed behind the service's back, so do what it would do by hand.
     app.flush_redis().await;
+    app.announce(m.id).await;
+    assert!(app.me_becomes(&m.token, 401).await, "announced, so dropped");
     assert_rejected(&app, &m.token, "disabled user").await;
     assert_eq!(
         app.me(&bob_token).await.status(),
