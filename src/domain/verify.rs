@@ -1,5 +1,7 @@
 //! Token verification: the hot path, called on every request of the SaaS
-//! backend. Read `Verifier::check` top to bottom:
+//! backend. Read `Verifier::check` top to bottom (steps 1-3 are in
+//! `Unverified::read`, steps 5-6 in `TokenRules::check`, both free of I/O so
+//! that benchmarks and fuzzers can drive them):
 //!
 //! 1. shape: at most 4 KiB, three base64url segments; nothing decoded before;
 //! 2. header: `alg` exactly HS256, `kid` a decimal generation, no other
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -109,10 +111,8 @@ struct UnverifiedSubject {
 
 #[derive(Clone)]
 pub struct Verifier {
-    master_key: Arc<MasterKey>,
+    rules: TokenRules,
     key_records: KeyRecords,
-    validation: Validation,
-    leeway_secs: i64,
     metrics: Metrics,
 }
 
@@ -123,18 +123,9 @@ impl Verifier {
         key_records: KeyRecords,
         metrics: Metrics,
     ) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = settings.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         Self {
-            master_key,
+            rules: TokenRules::new(settings, master_key),
             key_records,
-            validation,
-            leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
             metrics,
         }
     }
@@ -155,6 +146,36 @@ impl Verifier {
     }
 
     async fn check(&self, token: &str) -> Result<Verified, DomainError> {
+        // 1-3. Shape, header and the unverified subject: no I/O yet.
+        let unverified = Unverified::read(token)?;
+        tracing::Span::current().record("sub", tracing::field::display(unverified.user_id));
+
+        // 4. The user's key record: one cache lookup.
+        let record = self
+            .key_records
+            .load(unverified.user_id)
+            .await?
+            .ok_or(Rejection::UnknownUser)?;
+
+        // 5-6. Signature, registered claims, and the claims against the record.
+        let claims = self
+            .rules
+            .check(token, unverified.generation, &record, Utc::now())?;
+        Ok(Verified { claims, record })
+    }
+}
+
+/// What a token says before its signature is checked: only which user's key
+/// to load, and which generation of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unverified {
+    pub user_id: UserId,
+    pub generation: Generation,
+}
+
+impl Unverified {
+    /// Steps 1 to 3: shape, header, unverified subject.
+    pub fn read(token: &str) -> Result<Self, Rejection> {
         // 1. Shape, before any decoding work.
         let [header_b64, payload_b64, _signature] =
             split_compact(token).ok_or(Rejection::Malformed)?;
@@ -162,33 +183,62 @@ impl Verifier {
         // 2. Header.
         let header: JoseHeader = decode_segment(header_b64).ok_or(Rejection::Malformed)?;
         if header.alg != "HS256" {
-            return Err(Rejection::UnsupportedAlgorithm.into());
+            return Err(Rejection::UnsupportedAlgorithm);
         }
         if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
-            return Err(Rejection::Malformed.into());
+            return Err(Rejection::Malformed);
         }
         let generation = Generation::parse_kid(&header.kid).map_err(|_| Rejection::Malformed)?;
 
         // 3. Unverified subject: only to know whose key to load.
         let subject: UnverifiedSubject = decode_segment(payload_b64).ok_or(Rejection::Malformed)?;
         let user_id = UserId::parse(&subject.sub).map_err(|_| Rejection::Malformed)?;
-        tracing::Span::current().record("sub", tracing::field::display(user_id));
+        Ok(Self {
+            user_id,
+            generation,
+        })
+    }
+}
 
-        // 4. The user's key record: one cache lookup.
-        let record = self
-            .key_records
-            .load(user_id)
-            .await?
-            .ok_or(Rejection::UnknownUser)?;
+/// Steps 5 and 6, which need the user's record but no I/O.
+#[derive(Clone)]
+pub struct TokenRules {
+    master_key: Arc<MasterKey>,
+    validation: Validation,
+    leeway_secs: i64,
+}
 
+impl TokenRules {
+    pub fn new(settings: &TokenSettings, master_key: Arc<MasterKey>) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            master_key,
+            validation,
+            leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
+        }
+    }
+
+    /// Checks `token`, signed with `generation` of `record`'s user, at `now`.
+    pub fn check(
+        &self,
+        token: &str,
+        generation: Generation,
+        record: &KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, Rejection> {
         // 5. Signature under the kid's generation, then the registered claims.
-        let now = Utc::now();
         let sealed = record
             .usable(generation, now)
             .ok_or(Rejection::RetiredGeneration)?;
         let secret = self
             .master_key
-            .unseal(user_id, generation, &sealed.sealed)
+            .unseal(record.user_id, generation, &sealed.sealed)
             .map_err(|e| {
                 tracing::error!(error = %e, "stored secret does not open under the master key");
                 Rejection::UndecryptableSecret
@@ -201,7 +251,7 @@ impl Verifier {
         .map_err(|e| classify(e.kind()))?
         .claims;
         if claims.iat > now.timestamp() + self.leeway_secs {
-            return Err(Rejection::IssuedInFuture.into());
+            return Err(Rejection::IssuedInFuture);
         }
 
         // 6. The claims must describe the user as they are now.
@@ -209,15 +259,15 @@ impl Verifier {
             || claims.tid != record.tenant_id
             || claims.role != record.role
         {
-            return Err(Rejection::ClaimsMismatch.into());
+            return Err(Rejection::ClaimsMismatch);
         }
         if record.disabled {
-            return Err(Rejection::Disabled.into());
+            return Err(Rejection::Disabled);
         }
         if record.revoked_sessions.contains(&claims.sid) {
-            return Err(Rejection::RevokedSession.into());
+            return Err(Rejection::RevokedSession);
         }
-        Ok(Verified { claims, record })
+        Ok(claims)
     }
 }
 
