@@ -42,11 +42,7 @@ fn verify_path(c: &mut Criterion) {
         username: Username::parse("alice").unwrap(),
         role: Role::Member,
         disabled: false,
-        generations: vec![SealedGeneration {
-            generation,
-            sealed: sealed.clone(),
-            valid_until: None,
-        }],
+        generations: vec![SealedGeneration::new(generation, sealed.clone(), None)],
         revoked_sessions: vec![SessionId::generate(); 3],
     });
     let token = Issuer::new(settings(), master_key.clone())

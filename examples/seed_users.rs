@@ -14,7 +14,7 @@ use std::sync::Arc;
 use argon2::PasswordHasher as _;
 use argon2::password_hash::SaltString;
 use clap::Parser;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use tenant_jwt::cli::Cli;
 use tenant_jwt::db::{self, schema};
 use tenant_jwt::domain::ids::{Generation, Role, SessionId, TenantSlug, UserId, Username};
@@ -54,34 +54,39 @@ async fn main() -> anyhow::Result<()> {
             let sealed = master_key.seal(id, generation, &UserSecret::generate()?)?;
             users.push((id, format!("cold-{}-{n}", &run[..8]), sealed));
         }
-        diesel::insert_into(schema::users::table)
-            .values(
-                users
-                    .iter()
-                    .map(|(id, name, _)| db::users::NewUser {
-                        id: id.as_uuid(),
-                        tenant_id: tenant.id,
-                        username: name,
-                        password_hash: &password_hash,
-                        role: "member",
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut conn)
-            .await?;
-        diesel::insert_into(schema::user_secrets::table)
-            .values(
-                users
-                    .iter()
-                    .map(|(id, _, sealed)| db::secrets::NewSecret {
-                        user_id: id.as_uuid(),
-                        generation: generation.get(),
-                        ciphertext: sealed,
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut conn)
-            .await?;
+        // One transaction: the database insists every user has a current secret.
+        conn.transaction(async |conn| {
+            diesel::insert_into(schema::users::table)
+                .values(
+                    users
+                        .iter()
+                        .map(|(id, name, _)| db::users::NewUser {
+                            id: id.as_uuid(),
+                            tenant_id: tenant.id,
+                            username: name,
+                            password_hash: &password_hash,
+                            role: "member",
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .execute(conn)
+                .await?;
+            diesel::insert_into(schema::user_secrets::table)
+                .values(
+                    users
+                        .iter()
+                        .map(|(id, _, sealed)| db::secrets::NewSecret {
+                            user_id: id.as_uuid(),
+                            generation: generation.get(),
+                            ciphertext: sealed,
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .execute(conn)
+                .await?;
+            Ok::<_, diesel::result::Error>(())
+        })
+        .await?;
         for (id, name, sealed) in users {
             let record = KeyRecord {
                 version: 1,
@@ -91,11 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 username: Username::parse(&name)?,
                 role: Role::Member,
                 disabled: false,
-                generations: vec![SealedGeneration {
-                    generation,
-                    sealed,
-                    valid_until: None,
-                }],
+                generations: vec![SealedGeneration::new(generation, sealed, None)],
                 revoked_sessions: Vec::new(),
             };
             let token = issuer.issue(&record, SessionId::generate())?;

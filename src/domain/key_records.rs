@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use super::secrets::{MasterKey, SecretError, UserSecret};
 
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
@@ -41,6 +43,35 @@ pub struct SealedGeneration {
     pub sealed: Vec<u8>,
     /// `None` for the current generation; for a retired one, when its grace ends.
     pub valid_until: Option<DateTime<Utc>>,
+    /// The secret once opened, so that a record kept in process is opened
+    /// once rather than on every verification. Never serialised (Redis
+    /// holds sealed secrets only); zeroed on drop.
+    #[serde(skip)]
+    opened: OnceLock<UserSecret>,
+}
+
+impl SealedGeneration {
+    pub fn new(
+        generation: Generation,
+        sealed: Vec<u8>,
+        valid_until: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            generation,
+            sealed,
+            valid_until,
+            opened: OnceLock::new(),
+        }
+    }
+
+    /// The secret in the clear, opened under `master_key` the first time.
+    pub fn open(&self, master_key: &MasterKey, user: UserId) -> Result<&UserSecret, SecretError> {
+        if let Some(secret) = self.opened.get() {
+            return Ok(secret);
+        }
+        let secret = master_key.unseal(user, self.generation, &self.sealed)?;
+        Ok(self.opened.get_or_init(|| secret))
+    }
 }
 
 impl KeyRecord {
@@ -161,12 +192,13 @@ impl KeyRecords {
             disabled: user_row.disabled_at.is_some(),
             generations: secrets
                 .into_iter()
-                .map(|row| SealedGeneration {
-                    generation: Generation::from_db(row.generation),
-                    sealed: row.ciphertext,
-                    valid_until: row
-                        .retired_at
-                        .map(|retired| row.valid_until.unwrap_or(retired)),
+                .map(|row| {
+                    SealedGeneration::new(
+                        Generation::from_db(row.generation),
+                        row.ciphertext,
+                        row.retired_at
+                            .map(|retired| row.valid_until.unwrap_or(retired)),
+                    )
                 })
                 .collect(),
             revoked_sessions: revoked_sessions.into_iter().map(SessionId::from).collect(),
@@ -255,11 +287,7 @@ mod tests {
     }
 
     fn generation(n: i64, valid_until: Option<DateTime<Utc>>) -> SealedGeneration {
-        SealedGeneration {
-            generation: Generation::from_db(n),
-            sealed: vec![n as u8; 72],
-            valid_until,
-        }
+        SealedGeneration::new(Generation::from_db(n), vec![n as u8; 72], valid_until)
     }
 
     #[test]

@@ -65,9 +65,7 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.metrics.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method, route = %route);
 
     let started = Instant::now();
@@ -78,8 +76,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    if let Some(metrics) = metrics {
-        metrics.http_request(&route, method, status, elapsed.as_secs_f64());
+    if let Some(state) = state {
+        state
+            .metrics
+            .http_request(&route, method, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(
