@@ -228,8 +228,9 @@ impl TokenRules {
     ) -> Result<Claims, Rejection> {
         // 5. The signature under the kid's generation (jsonwebtoken's HMAC,
         //    compared in constant time), then the claims, parsed once.
-        let [header_b64, payload_b64, signature] =
-            split_compact(token).ok_or(Rejection::Malformed)?;
+        // The shape was checked by `Unverified::read`; here only split.
+        let (signed, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed)?;
+        let (_, payload_b64) = signed.split_once('.').ok_or(Rejection::Malformed)?;
         let sealed = record
             .usable(generation, now)
             .ok_or(Rejection::RetiredGeneration)?;
@@ -237,7 +238,6 @@ impl TokenRules {
             tracing::error!(error = %e, "stored secret does not open under the master key");
             Rejection::UndecryptableSecret
         })?;
-        let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
         let signature_matches = jsonwebtoken::crypto::verify(
             signature,
             signed.as_bytes(),
@@ -295,13 +295,22 @@ fn split_compact(token: &str) -> Option<[&str; 3]> {
     if parts.next().is_some() || segments[2].len() != SIGNATURE_LEN {
         return None;
     }
-    let base64url = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
+    let base64url = |s: &str| !s.is_empty() && s.bytes().all(|b| BASE64URL[usize::from(b)]);
     segments.iter().all(|s| base64url(s)).then_some(segments)
 }
+
+/// The base64url alphabet, as a table: this check runs over every byte of
+/// every token.
+const BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 fn decode_segment<T: DeserializeOwned>(segment: &str) -> Option<T> {
     let json = URL_SAFE_NO_PAD.decode(segment).ok()?;
