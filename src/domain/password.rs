@@ -161,6 +161,20 @@ fn verify_blocking(password: &Password, phc: &str, memory: &mut Memory) -> bool 
         && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
+/// Hashing threads run at a lower priority (nice 10) than the threads that
+/// serve requests: under a login flood every spare cycle still goes to
+/// hashing, but token verification is served first.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread, no pointers involved.
+    unsafe {
+        let thread = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10) != 0 {
+            tracing::warn!("could not lower the priority of a password hashing thread");
+        }
+    }
+}
+
 impl PasswordHasher {
     /// Builds the pool; computes the dummy hash with the same parameters as
     /// real ones (tens of milliseconds, once).
@@ -177,9 +191,15 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{worker}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut memory = Memory::new();
-                    // Ends when every PasswordHasher clone (every sender) is gone.
-                    while let Ok(job) = queued.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                    loop {
+                        // The lock is released before the job runs (a guard in
+                        // a `while let` would be held for the whole body and
+                        // serialise every hash onto one thread).
+                        let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        // Ends when every PasswordHasher clone (every sender) is gone.
+                        let Ok(job) = next else { break };
                         job(&mut memory);
                     }
                 })
@@ -234,6 +254,21 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_worker_hashes_at_once() {
+        // Two jobs that can only finish together: with the workers taking
+        // turns they would wait for each other for ever.
+        let hasher = PasswordHasher::new(2, 8).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let job = |barrier: Arc<std::sync::Barrier>| hasher.run(move |_| drop(barrier.wait()));
+        let both = futures_util::future::join(job(barrier.clone()), job(barrier));
+        let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("both workers ran a job at the same time");
+        a.unwrap();
+        b.unwrap();
+    }
 
     #[tokio::test]
     async fn hash_then_verify() {
