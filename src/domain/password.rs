@@ -261,7 +261,11 @@ mod tests {
         // turns they would wait for each other for ever.
         let hasher = PasswordHasher::new(2, 8).unwrap();
         let barrier = Arc::new(std::sync::Barrier::new(2));
-        let job = |barrier: Arc<std::sync::Barrier>| hasher.run(move |_| drop(barrier.wait()));
+        let job = |barrier: Arc<std::sync::Barrier>| {
+            hasher.run(move |_| {
+                barrier.wait();
+            })
+        };
         let both = futures_util::future::join(job(barrier.clone()), job(barrier));
         let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
             .await
