@@ -96,7 +96,7 @@ async fn listen<V: Clone + Send + Sync + 'static>(
                     None => {
                         // Unknown message: forget everything rather than guess.
                         tracing::warn!("unreadable invalidation message; flushing the in-process cache");
-                        local.set_live(true);
+                        local.clear();
                     }
                 }
             }

@@ -98,12 +98,24 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
     /// The invalidation channel came up (`true`) or went down (`false`):
     /// either way everything cached so far may have missed a message.
     pub fn set_live(&self, live: bool) {
+        let _epoch = self.flush();
+        self.inner.live.store(live, Ordering::Release);
+    }
+
+    /// Forgets everyone and refuses every insert of a load begun before.
+    pub fn clear(&self) {
+        drop(self.flush());
+    }
+
+    /// Clears under the epoch's write lock and hands the lock back, so that
+    /// `set_live` changes liveness before any load can take a ticket.
+    fn flush(&self) -> std::sync::RwLockWriteGuard<'_, u64> {
         let mut epoch = self.write_epoch();
         *epoch += 1;
         if let Some(entries) = &self.inner.entries {
             entries.invalidate_all();
         }
-        self.inner.live.store(live, Ordering::Release);
+        epoch
     }
 
     pub fn is_live(&self) -> bool {

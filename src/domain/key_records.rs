@@ -1,7 +1,10 @@
 //! A user's key record: everything verification needs about one user, loaded
-//! with one cache lookup. It holds sealed secrets only; the master key opens
-//! them in process. The in-process level first, then Redis, then Postgres on
-//! a miss (written back); "no such user" is cached too, briefly.
+//! with one cache lookup. It is stored with sealed secrets only; the master
+//! key opens them in process, once per record held there. The in-process
+//! level first, then Redis, then Postgres on a miss (written back); "no such
+//! user" is cached too, briefly.
+
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,10 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
-use std::sync::{Arc, OnceLock};
-
 use super::secrets::{MasterKey, SecretError, UserSecret};
-
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, DbPool};
