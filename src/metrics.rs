@@ -95,7 +95,7 @@ impl Metrics {
             key_record_lookups: counter_vec(
                 &registry,
                 "key_record_cache_lookups_total",
-                "Key record lookups by result: local_hit (in process), hit, negative_hit, miss, error (Redis)",
+                "Key record lookups by result: local_hit (in process), hit, negative_hit, miss, error, circuit_open (Redis)",
                 &["result"],
             ),
             postgres_fallbacks: counter(

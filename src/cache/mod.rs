@@ -12,10 +12,12 @@
 //! in-process level (`local`), kept in step across instances by a pub/sub
 //! channel (`invalidation`).
 
+pub mod breaker;
 pub mod invalidation;
 pub mod local;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
@@ -29,6 +31,9 @@ pub enum CacheError {
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Redis failed repeatedly just now; not asked (see `breaker`).
+    #[error("redis is failing; not asked for a moment (circuit open)")]
+    CircuitOpen,
 }
 
 /// What the cache holds for a user.
@@ -49,6 +54,7 @@ pub struct RecordCache {
     absent_ttl: Duration,
     timeout: Duration,
     put_script: Script,
+    breaker: Arc<breaker::Breaker>,
 }
 
 const PUT_IF_NOT_OLDER: &str = r#"
@@ -84,6 +90,7 @@ impl RecordCache {
             absent_ttl: settings.absent_ttl,
             timeout: settings.command_timeout,
             put_script: Script::new(PUT_IF_NOT_OLDER),
+            breaker: Arc::default(),
         })
     }
 
@@ -172,10 +179,15 @@ impl RecordCache {
         &self,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        match tokio::time::timeout(self.timeout, command).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        if !self.breaker.allows(Instant::now()) {
+            return Err(CacheError::CircuitOpen);
         }
+        let outcome = match tokio::time::timeout(self.timeout, command).await {
+            Ok(result) => result.map_err(CacheError::from),
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        };
+        self.breaker.record(outcome.is_ok(), Instant::now());
+        outcome
     }
 }
 

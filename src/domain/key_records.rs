@@ -148,6 +148,7 @@ impl KeyRecords {
             Ok(Some(Cached::Record(_))) => "hit",
             Ok(Some(Cached::Absent)) => "negative_hit",
             Ok(None) => "miss",
+            Err(CacheError::CircuitOpen) => "circuit_open",
             Err(_) => "error",
         });
         match lookup {

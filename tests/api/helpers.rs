@@ -320,8 +320,15 @@ impl TestApp {
         panic!("the invalidation channel never came up");
     }
 
-    /// The value of an unlabelled metric.
+    /// The value of a metric series (name with its labels, if any).
     pub async fn metric(&self, name: &str) -> f64 {
+        self.counter(name)
+            .await
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// A counter series, `None` before its first increment.
+    pub async fn counter(&self, name: &str) -> Option<f64> {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -334,7 +341,6 @@ impl TestApp {
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name}"))
     }
 
     /// Polls `/v1/me` (for 2 s at most) until it answers `status`.

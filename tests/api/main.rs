@@ -11,6 +11,7 @@ mod local_cache;
 mod login;
 mod openapi;
 mod operations;
+mod resilience;
 mod rotation;
 mod sessions;
 mod shutdown;
