@@ -8,48 +8,21 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tenant_jwt::cache::local::LocalCache;
-use tenant_jwt::config::TokenSettings;
-use tenant_jwt::domain::ids::{
-    Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username,
-};
-use tenant_jwt::domain::key_records::{KeyRecord, SealedGeneration};
-use tenant_jwt::domain::secrets::{MasterKey, UserSecret};
-use tenant_jwt::domain::tokens::Issuer;
-use tenant_jwt::domain::verify::{TokenRules, Unverified};
-
-fn settings() -> TokenSettings {
-    TokenSettings {
-        issuer: "tenant-jwt".into(),
-        audience: "tenant-jwt".into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(86_400),
-        leeway: Duration::from_secs(5),
-    }
-}
+use tenant_jwt::domain::ids::UserId;
+use tenant_jwt::domain::key_records::KeyRecord;
+use tenant_jwt::domain::sample;
+use tenant_jwt::domain::verify::Unverified;
 
 fn verify_path(c: &mut Criterion) {
-    let master_key =
-        Arc::new(MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap());
-    let (user, generation) = (UserId::generate(), Generation::from_db(1));
-    let sealed = master_key
-        .seal(user, generation, &UserSecret::generate().unwrap())
-        .unwrap();
-    let record = Arc::new(KeyRecord {
-        version: 1,
-        user_id: user,
-        tenant_id: TenantId::generate(),
-        tenant_slug: TenantSlug::parse("acme").unwrap(),
-        username: Username::parse("alice").unwrap(),
-        role: Role::Member,
-        disabled: false,
-        generations: vec![SealedGeneration::new(generation, sealed.clone(), None)],
-        revoked_sessions: vec![SessionId::generate(); 3],
-    });
-    let token = Issuer::new(settings(), master_key.clone())
-        .issue(&record, SessionId::generate())
-        .unwrap()
-        .access_token;
-    let rules = TokenRules::new(&settings(), master_key.clone());
+    let sample::Signed {
+        master_key,
+        record,
+        token,
+        rules,
+    } = sample::signed();
+    let (user, generation) = (record.user_id, record.generations[0].generation);
+    let sealed = record.generations[0].sealed.clone();
+    let record = Arc::new(record);
     let local: LocalCache<Option<Arc<KeyRecord>>> =
         LocalCache::new(100_000, Duration::from_secs(60));
     local.set_live(true);

@@ -7,6 +7,8 @@ pub mod error;
 pub mod ids;
 pub mod key_records;
 pub mod password;
+#[doc(hidden)]
+pub mod sample;
 pub mod secrets;
 pub mod service_keys;
 pub mod sessions;

@@ -358,51 +358,10 @@ mod tests {
 /// and no change to a valid token is accepted.
 #[cfg(test)]
 mod properties {
-    use std::time::Duration;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::ids::{Role, TenantId, TenantSlug, Username};
-    use crate::domain::key_records::SealedGeneration;
-    use crate::domain::secrets::UserSecret;
-    use crate::domain::tokens::Issuer;
-
-    fn settings() -> TokenSettings {
-        TokenSettings {
-            issuer: "tenant-jwt".into(),
-            audience: "tenant-jwt".into(),
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(86_400),
-            leeway: Duration::from_secs(5),
-        }
-    }
-
-    /// A record, a token it signed, and the rules to check it with.
-    fn signed() -> (KeyRecord, String, TokenRules) {
-        let master_key =
-            Arc::new(MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap());
-        let (user, generation) = (UserId::generate(), Generation::from_db(1));
-        let sealed = master_key
-            .seal(user, generation, &UserSecret::generate().unwrap())
-            .unwrap();
-        let record = KeyRecord {
-            version: 1,
-            user_id: user,
-            tenant_id: TenantId::generate(),
-            tenant_slug: TenantSlug::parse("acme").unwrap(),
-            username: Username::parse("alice").unwrap(),
-            role: Role::Member,
-            disabled: false,
-            generations: vec![SealedGeneration::new(generation, sealed, None)],
-            revoked_sessions: Vec::new(),
-        };
-        let token = Issuer::new(settings(), master_key.clone())
-            .issue(&record, crate::domain::ids::SessionId::generate())
-            .unwrap()
-            .access_token;
-        (record, token, TokenRules::new(&settings(), master_key))
-    }
+    use crate::domain::sample;
 
     proptest! {
         #[test]
@@ -421,7 +380,7 @@ mod properties {
 
         #[test]
         fn no_changed_byte_of_a_valid_token_is_accepted(at in any::<prop::sample::Index>(), to in any::<u8>()) {
-            let (record, token, rules) = signed();
+            let sample::Signed { record, token, rules, .. } = sample::signed();
             let now = Utc::now();
             prop_assert!(rules.check(&token, Generation::from_db(1), &record, now).is_ok());
             let mut bytes = token.clone().into_bytes();

@@ -1,0 +1,68 @@
+//! A user's key record and a token it signed, built in memory with a fresh
+//! master key and no store: what the verify benchmarks, property tests and
+//! fuzz targets drive the I/O-free verify steps with. Not used by the service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
+use super::key_records::{KeyRecord, SealedGeneration};
+use super::secrets::{MasterKey, UserSecret};
+use super::tokens::Issuer;
+use super::verify::TokenRules;
+use crate::config::TokenSettings;
+
+pub struct Signed {
+    pub master_key: Arc<MasterKey>,
+    pub record: KeyRecord,
+    /// An access token of `record`'s user, signed with generation 1.
+    pub token: String,
+    pub rules: TokenRules,
+}
+
+pub fn settings() -> TokenSettings {
+    TokenSettings {
+        issuer: "tenant-jwt".into(),
+        audience: "tenant-jwt".into(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(86_400),
+        leeway: Duration::from_secs(5),
+    }
+}
+
+/// Panics only if the OS random number generator fails.
+pub fn signed() -> Signed {
+    let master_key = Arc::new(
+        MasterKey::from_base64(&MasterKey::generate_base64().expect("random key"))
+            .expect("a generated key is valid"),
+    );
+    let (user, generation) = (UserId::generate(), Generation::from_db(1));
+    let sealed = master_key
+        .seal(
+            user,
+            generation,
+            &UserSecret::generate().expect("random secret"),
+        )
+        .expect("sealing succeeds");
+    let record = KeyRecord {
+        version: 1,
+        user_id: user,
+        tenant_id: TenantId::generate(),
+        tenant_slug: TenantSlug::parse("acme").expect("valid slug"),
+        username: Username::parse("alice").expect("valid username"),
+        role: Role::Member,
+        disabled: false,
+        generations: vec![SealedGeneration::new(generation, sealed, None)],
+        revoked_sessions: Vec::new(),
+    };
+    let token = Issuer::new(settings(), master_key.clone())
+        .issue(&record, SessionId::generate())
+        .expect("signing succeeds")
+        .access_token;
+    Signed {
+        rules: TokenRules::new(&settings(), master_key.clone()),
+        master_key,
+        record,
+        token,
+    }
+}
