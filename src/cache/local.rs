@@ -118,22 +118,6 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         epoch
     }
 
-    pub fn is_live(&self) -> bool {
-        self.inner.live.load(Ordering::Acquire)
-    }
-
-    /// Entries held (approximate; for metrics and benchmarks).
-    pub fn len(&self) -> u64 {
-        self.inner
-            .entries
-            .as_ref()
-            .map_or(0, |entries| entries.entry_count())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     // A poisoned lock only means a panic elsewhere while holding it; the
     // epoch itself is a plain counter and still meaningful.
     fn read_epoch(&self) -> std::sync::RwLockReadGuard<'_, u64> {
@@ -214,9 +198,12 @@ mod tests {
             let ticket = cache.ticket().unwrap();
             cache.insert(ticket, UserId::generate(), n);
         }
-        if let Some(entries) = &cache.inner.entries {
-            entries.run_pending_tasks();
-        }
-        assert!(cache.len() <= 1_000, "{} entries", cache.len());
+        let entries = cache.inner.entries.as_ref().unwrap();
+        entries.run_pending_tasks();
+        assert!(
+            entries.entry_count() <= 1_000,
+            "{} entries",
+            entries.entry_count()
+        );
     }
 }

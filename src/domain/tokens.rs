@@ -55,9 +55,7 @@ impl Issuer {
         let current = record.current().ok_or_else(|| {
             DomainError::Internal(format!("user {} has no current secret", record.user_id))
         })?;
-        let secret = self
-            .master_key
-            .unseal(record.user_id, current.generation, &current.sealed)?;
+        let secret = current.open(&self.master_key, record.user_id)?;
         let now = Utc::now().timestamp();
         let ttl = self.settings.access_ttl.as_secs();
         let claims = Claims {
