@@ -14,7 +14,7 @@ use std::sync::Arc;
 use argon2::PasswordHasher as _;
 use argon2::password_hash::SaltString;
 use clap::Parser;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tenant_jwt::cli::Cli;
 use tenant_jwt::db::{self, schema};
 use tenant_jwt::domain::ids::{Generation, Role, SessionId, TenantSlug, UserId, Username};
@@ -34,7 +34,8 @@ async fn main() -> anyhow::Result<()> {
     let pool = db::prepare_pool(&settings.database).await?;
     let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
     let issuer = Issuer::new(settings.tokens.clone(), master_key.clone());
-    let mut conn = db::connection(&pool).await?;
+    // One connection of its own for the long bulk load (the pool bounds each use).
+    let mut conn = AsyncPgConnection::establish(settings.database.url.as_str()).await?;
     let tenant = db::tenants::find_by_slug(&mut conn, "bench")
         .await?
         .expect("tenant `bench` exists");

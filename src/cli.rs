@@ -114,7 +114,8 @@ pub struct SettingsArgs {
         default_value_t = 16
     )]
     pub db_pool_size: usize,
-    /// Longest wait for a Postgres connection before answering 503.
+    /// Longest any one use of Postgres (waiting for a connection, then the
+    /// queries) may take before answering 503; the query is then cancelled.
     #[arg(long, env = "TENANT_JWT_DB_TIMEOUT", global = true, default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_timeout: Duration,
     /// Redis URL (the key-record cache).
@@ -314,7 +315,7 @@ impl SettingsArgs {
             database: DatabaseSettings {
                 url: database_url,
                 pool_size: self.db_pool_size.max(1),
-                acquire_timeout: self.db_timeout,
+                timeout: self.db_timeout,
             },
             redis: RedisSettings {
                 url: self.redis_url,

@@ -47,8 +47,9 @@ pub struct LimitSettings {
 pub struct DatabaseSettings {
     pub url: url::Url,
     pub pool_size: usize,
-    /// Longest wait for a pooled connection before answering 503.
-    pub acquire_timeout: Duration,
+    /// Longest any one use of Postgres (waiting for a connection, then the
+    /// queries) may take before the call answers 503.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::cache::local::LocalCache;
 use crate::cache::{RecordCache, invalidation};
 use crate::config::{MasterKeySource, Settings};
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
 use crate::domain::key_records::KeyRecords;
@@ -89,7 +89,7 @@ impl Application {
 /// What every command that touches users needs: the prepared database, the
 /// checked master key and the cache.
 pub struct Stores {
-    pub pool: DbPool,
+    pub pool: Db,
     pub master_key: Arc<MasterKey>,
     pub cache: RecordCache,
 }
@@ -172,7 +172,7 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         cache,
         metrics,
         service_keys: settings.service_keys.clone(),
-        readiness_timeout: settings.database.acquire_timeout,
+        readiness_timeout: settings.database.timeout,
     })
 }
 
@@ -208,7 +208,7 @@ fn spawn_pruning(sessions: Sessions, interval: std::time::Duration) {
 
 /// Loads the master key (from the setting, or from the key file, creating it
 /// on first start) and checks it is the key this database was set up with.
-pub async fn open_master_key(source: &MasterKeySource, pool: &DbPool) -> anyhow::Result<MasterKey> {
+pub async fn open_master_key(source: &MasterKeySource, pool: &Db) -> anyhow::Result<MasterKey> {
     let key = match source {
         MasterKeySource::Inline(encoded) => {
             MasterKey::from_base64(encoded).context("TENANT_JWT_MASTER_KEY is invalid")?
@@ -223,8 +223,10 @@ pub async fn open_master_key(source: &MasterKeySource, pool: &DbPool) -> anyhow:
             key
         }
     };
-    let mut conn = db::connection(pool).await?;
-    let stored = db::master_key_check::get_or_insert(&mut conn, &key.key_check_value()?).await?;
+    let check = key.key_check_value()?;
+    let stored = pool
+        .query(async |conn| db::master_key_check::get_or_insert(conn, &check).await)
+        .await?;
     anyhow::ensure!(
         key.matches_key_check_value(&stored),
         "the master key does not match the one this database was set up with; \

@@ -37,13 +37,128 @@ pub enum DbError {
     /// No connection could be had in time: Postgres is down or overloaded.
     #[error("database unavailable: {0}")]
     Unavailable(#[from] PoolError),
+    /// The work did not finish in time (a silent network, a stuck server).
+    #[error("database did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
 }
 
+/// The pool, and how long any one use of it may take. Every query of the
+/// service goes through `run`, so none can wait on Postgres unbounded: a
+/// silent network holds no request (and no pooled connection) for longer
+/// than `timeout`.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    timeout: Duration,
+}
+
+impl Db {
+    pub fn new(pool: DbPool, timeout: Duration) -> Self {
+        Self { pool, timeout }
+    }
+
+    /// Runs `work` on a pooled connection. Waiting for the connection and the
+    /// work together take at most the timeout. Past it the answer is
+    /// `DbError::TimedOut`, the query still running is cancelled on the
+    /// server, and the connection is closed rather than given back (it may be
+    /// mid-transaction, or queued behind the abandoned query).
+    pub async fn run<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timed_out = || E::from(DbError::TimedOut(self.timeout));
+        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(conn) => conn.map_err(DbError::from)?,
+            Err(_) => return Err(timed_out()),
+        };
+        match tokio::time::timeout_at(deadline, work(&mut conn)).await {
+            Ok(done) => done,
+            Err(_) => {
+                abandon(Object::take(conn), self.timeout);
+                Err(timed_out())
+            }
+        }
+    }
+
+    /// `run` for work that is queries only.
+    pub async fn query<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T, DbError> {
+        self.run(async |conn| Ok(work(conn).await?)).await
+    }
+
+    /// `run`, with `work` in one transaction: committed if it returns Ok,
+    /// rolled back otherwise (or if the timeout drops it).
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut AsyncPgConnection) -> Result<T, E>
+            + for<'r> SendFuture<&'r mut AsyncPgConnection, Result<T, E>>
+            + Send,
+        E: From<DbError> + From<diesel::result::Error> + Send,
+        T: Send,
+    {
+        use diesel_async::AsyncConnection;
+        self.run(async move |conn| conn.transaction(work).await)
+            .await
+    }
+
+    /// Whether Postgres answers a trivial query within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        use diesel_async::RunQueryDsl;
+        let check = async {
+            let mut conn = self.pool.get().await.ok()?;
+            diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+        };
+        matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
+    }
+
+    pub fn status(&self) -> deadpool::Status {
+        self.pool.status()
+    }
+
+    /// Closes the pool: connections are dropped as they come back.
+    pub fn close(&self) {
+        self.pool.close()
+    }
+}
+
+/// Cancels whatever `conn` is running on the server (best effort, in the
+/// background, bounded), then closes it.
+fn abandon(conn: AsyncPgConnection, timeout: Duration) {
+    let cancel = conn.cancel_token();
+    drop(conn);
+    tokio::spawn(async move {
+        let cancelled = tokio::time::timeout(timeout, cancel.cancel_query(tokio_postgres::NoTls));
+        if !matches!(cancelled.await, Ok(Ok(()))) {
+            tracing::warn!("could not cancel an abandoned Postgres query");
+        }
+    });
+}
+
+/// An async closure whose future is `Send` (diesel-async's transactions ask
+/// for it, and a bound on an `AsyncFnOnce` alone cannot say it).
+pub trait SendFuture<A, R>: FnOnce(A) -> <Self as SendFuture<A, R>>::Fut {
+    type Fut: Future<Output = R> + Send;
+}
+
+impl<F, A, Fut, R> SendFuture<A, R> for F
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = R> + Send,
+{
+    type Fut = Fut;
+}
+
 pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.as_str());
-    let timeout = Some(settings.acquire_timeout);
+    let timeout = Some(settings.timeout);
     Pool::builder(manager)
         .max_size(settings.pool_size)
         .wait_timeout(timeout)
@@ -55,9 +170,9 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
 }
 
 /// `prepare`, then a pool on the prepared database.
-pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     prepare(settings).await?;
-    build_pool(settings)
+    Ok(Db::new(build_pool(settings)?, settings.timeout))
 }
 
 /// Creates the database if it does not exist, then applies pending migrations.
@@ -122,19 +237,4 @@ async fn run_migrations(url: &url::Url) -> anyhow::Result<()> {
         tracing::info!(applied, "applied database migrations");
     }
     Ok(())
-}
-
-/// Checks out a connection, waiting at most the configured acquire timeout.
-pub async fn connection(pool: &DbPool) -> Result<DbConn, DbError> {
-    Ok(pool.get().await?)
-}
-
-/// Whether Postgres answers a trivial query within `timeout`.
-pub async fn ping(pool: &DbPool, timeout: Duration) -> bool {
-    use diesel_async::RunQueryDsl;
-    let check = async {
-        let mut conn = pool.get().await.ok()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
-    };
-    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
 }

@@ -6,7 +6,7 @@ use super::ids::{Role, TenantId, TenantName, TenantSlug, UserId, Username};
 use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
 use super::sessions::{Sessions, TokenPair};
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 
@@ -29,23 +29,26 @@ pub struct User {
 }
 
 pub async fn create_tenant(
-    pool: &DbPool,
+    db: &Db,
     slug: TenantSlug,
     name: TenantName,
 ) -> Result<Tenant, DomainError> {
-    let mut conn = db::connection(pool).await?;
     let new = db::tenants::NewTenant {
         id: TenantId::generate().as_uuid(),
         slug: slug.as_str(),
         name: name.as_str(),
     };
-    let row = db::tenants::insert(&mut conn, new).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            DomainError::Conflict(Conflict::TenantSlug)
-        } else {
-            e.into()
-        }
-    })?;
+    let row = db
+        .run(async |conn| {
+            db::tenants::insert(conn, new).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    DomainError::Conflict(Conflict::TenantSlug)
+                } else {
+                    e.into()
+                }
+            })
+        })
+        .await?;
     tracing::info!(tenant = %slug, tenant_id = %row.id, "tenant created");
     Ok(Tenant {
         id: row.id.into(),
@@ -65,7 +68,7 @@ pub struct NewUser {
 /// Password login, and the sessions it starts.
 #[derive(Clone)]
 pub struct Accounts {
-    pool: DbPool,
+    db: Db,
     hasher: PasswordHasher,
     key_records: KeyRecords,
     sessions: Sessions,
@@ -74,14 +77,14 @@ pub struct Accounts {
 
 impl Accounts {
     pub fn new(
-        pool: DbPool,
+        db: Db,
         hasher: PasswordHasher,
         key_records: KeyRecords,
         sessions: Sessions,
         metrics: Metrics,
     ) -> Self {
         Self {
-            pool,
+            db,
             hasher,
             key_records,
             sessions,
@@ -120,8 +123,11 @@ impl Accounts {
             .zip(Username::parse(username).ok());
         let candidate = match &names {
             Some((tenant, username)) => {
-                let mut conn = db::connection(&self.pool).await?;
-                db::users::find_by_login(&mut conn, tenant.as_str(), username.as_str()).await?
+                self.db
+                    .query(async |conn| {
+                        db::users::find_by_login(conn, tenant.as_str(), username.as_str()).await
+                    })
+                    .await?
             }
             None => None,
         };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::accounts::{NewUser, Tenant, User};
@@ -22,7 +22,7 @@ use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
 use super::secrets::{MasterKey, UserSecret};
 use super::service_keys::ServiceKeyId;
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::metrics::Metrics;
 
 /// Longest grace period a rotation may give the previous generation.
@@ -155,7 +155,7 @@ fn page_limit(limit: Option<u32>) -> Result<i64, DomainError> {
 
 #[derive(Clone)]
 pub struct Admin {
-    pool: DbPool,
+    db: Db,
     hasher: PasswordHasher,
     master_key: Arc<MasterKey>,
     key_records: KeyRecords,
@@ -164,14 +164,14 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(
-        pool: DbPool,
+        db: Db,
         hasher: PasswordHasher,
         master_key: Arc<MasterKey>,
         key_records: KeyRecords,
         metrics: Metrics,
     ) -> Self {
         Self {
-            pool,
+            db,
             hasher,
             master_key,
             key_records,
@@ -186,8 +186,9 @@ impl Admin {
         let Ok(slug) = TenantSlug::parse(slug) else {
             return Err(not_found);
         };
-        let mut conn = db::connection(&self.pool).await?;
-        let row = db::tenants::find_by_slug(&mut conn, slug.as_str())
+        let row = self
+            .db
+            .query(async |conn| db::tenants::find_by_slug(conn, slug.as_str()).await)
             .await?
             .filter(|row| ctx.actor.may_manage(row.id.into()))
             .ok_or(not_found)?;
@@ -208,8 +209,10 @@ impl Admin {
     ) -> Result<Page<User>, DomainError> {
         let limit = page_limit(limit)?;
         let tenant = self.tenant(ctx, slug).await?;
-        let mut conn = db::connection(&self.pool).await?;
-        let rows = db::users::page(&mut conn, tenant.id.as_uuid(), after, limit).await?;
+        let rows = self
+            .db
+            .query(async |conn| db::users::page(conn, tenant.id.as_uuid(), after, limit).await)
+            .await?;
         Page::from_rows(rows, limit, |row| row.id, user_from_row)
     }
 
@@ -220,8 +223,11 @@ impl Admin {
         user: UserId,
     ) -> Result<User, DomainError> {
         let tenant = self.tenant(ctx, slug).await?;
-        let mut conn = db::connection(&self.pool).await?;
-        let row = db::users::find_in_tenant(&mut conn, tenant.id.as_uuid(), user.as_uuid())
+        let row = self
+            .db
+            .query(async |conn| {
+                db::users::find_in_tenant(conn, tenant.id.as_uuid(), user.as_uuid()).await
+            })
             .await?
             .ok_or(DomainError::NotFound("user"))?;
         user_from_row(row)
@@ -241,8 +247,8 @@ impl Admin {
         let sealed = self
             .master_key
             .seal(user_id, Generation::FIRST, &UserSecret::generate()?)?;
-        let mut conn = db::connection(&self.pool).await?;
-        let row = conn
+        let row = self
+            .db
             .transaction(async |conn| {
                 let row = db::users::insert(
                     conn,
@@ -297,8 +303,8 @@ impl Admin {
             Some(password) => Some(self.hasher.hash(password).await?),
             None => None,
         };
-        let mut conn = db::connection(&self.pool).await?;
-        let (row, rotated) = conn
+        let (row, rotated) = self
+            .db
             .transaction(async |conn| {
                 db::tenants::lock(conn, tenant.id.as_uuid()).await?;
                 let current = db::users::lock(conn, tenant.id.as_uuid(), user.as_uuid())
@@ -344,8 +350,7 @@ impl Admin {
                 audit(conn, ctx, tenant.id, "user_updated", Some(user), details).await?;
                 Ok::<_, DomainError>((row, security_event))
             })
-            .await?;
-        drop(conn); // publishing takes a connection of its own
+            .await?; // publishing takes a connection of its own
         self.key_records.publish(user).await?;
         if rotated {
             self.metrics.rotations("security_event", 1);
@@ -362,8 +367,8 @@ impl Admin {
         user: UserId,
     ) -> Result<(), DomainError> {
         let tenant = self.tenant(ctx, slug).await?;
-        let mut conn = db::connection(&self.pool).await?;
-        let tombstone = conn
+        let tombstone = self
+            .db
             .transaction(async |conn| {
                 db::tenants::lock(conn, tenant.id.as_uuid()).await?;
                 let current = db::users::lock(conn, tenant.id.as_uuid(), user.as_uuid())
@@ -378,7 +383,6 @@ impl Admin {
                 Ok::<_, DomainError>(tombstone)
             })
             .await?;
-        drop(conn);
         self.key_records.publish_deleted(user, tombstone).await?;
         tracing::info!(tenant = %tenant.slug, user_id = %user, actor = %ctx.actor.id(), "user deleted");
         Ok(())
@@ -399,8 +403,8 @@ impl Admin {
             );
         }
         let tenant = self.tenant(ctx, slug).await?;
-        let mut conn = db::connection(&self.pool).await?;
-        let rotation = conn
+        let rotation = self
+            .db
             .transaction(async |conn| {
                 db::users::lock(conn, tenant.id.as_uuid(), user.as_uuid())
                     .await?
@@ -419,8 +423,7 @@ impl Admin {
                 audit(conn, ctx, tenant.id, "secret_rotated", Some(user), details).await?;
                 Ok::<_, DomainError>(rotation)
             })
-            .await?;
-        drop(conn); // publishing takes a connection of its own
+            .await?; // publishing takes a connection of its own
         self.key_records.publish(user).await?;
         self.metrics.rotations("admin", 1);
         tracing::info!(
@@ -442,16 +445,19 @@ impl Admin {
         let mut after = None;
         let mut unpublished = 0usize;
         loop {
-            let mut conn = db::connection(&self.pool).await?;
-            let batch: Vec<UserId> =
-                db::users::page(&mut conn, tenant.id.as_uuid(), after, ROTATION_BATCH)
-                    .await?
-                    .into_iter()
-                    .map(|row| UserId::from(row.id))
-                    .collect();
+            let batch: Vec<UserId> = self
+                .db
+                .query(async |conn| {
+                    db::users::page(conn, tenant.id.as_uuid(), after, ROTATION_BATCH).await
+                })
+                .await?
+                .into_iter()
+                .map(|row| UserId::from(row.id))
+                .collect();
             let Some(last) = batch.last() else { break };
             after = Some(last.as_uuid());
-            let done: Vec<UserId> = conn
+            let done: Vec<UserId> = self
+                .db
                 .transaction(async |conn| {
                     let mut done = Vec::with_capacity(batch.len());
                     for &user in &batch {
@@ -483,7 +489,6 @@ impl Admin {
                     Ok::<_, DomainError>(done)
                 })
                 .await?;
-            drop(conn);
             for &user in &done {
                 if let Err(e) = self.key_records.publish(user).await {
                     tracing::error!(user_id = %user, error = %e, "rotated secret not published to the cache");
@@ -511,8 +516,10 @@ impl Admin {
     ) -> Result<Page<AuditEvent>, DomainError> {
         let limit = page_limit(limit)?;
         let tenant = self.tenant(ctx, slug).await?;
-        let mut conn = db::connection(&self.pool).await?;
-        let rows = db::audit::page(&mut conn, tenant.id.as_uuid(), after, limit).await?;
+        let rows = self
+            .db
+            .query(async |conn| db::audit::page(conn, tenant.id.as_uuid(), after, limit).await)
+            .await?;
         Page::from_rows(
             rows,
             limit,
@@ -541,8 +548,10 @@ impl Admin {
     ) -> Result<UserId, DomainError> {
         let tenant = self.tenant(ctx, slug).await?;
         let username = Username::parse(username)?;
-        let mut conn = db::connection(&self.pool).await?;
-        db::users::find_by_login(&mut conn, tenant.slug.as_str(), username.as_str())
+        self.db
+            .query(async |conn| {
+                db::users::find_by_login(conn, tenant.slug.as_str(), username.as_str()).await
+            })
             .await?
             .map(|row| UserId::from(row.id))
             .ok_or(DomainError::NotFound("user"))

@@ -108,7 +108,9 @@ impl RefreshFailure {
 impl From<DbError> for DomainError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(e) => DomainError::Unavailable(e.to_string()),
+            DbError::Unavailable(_) | DbError::TimedOut(_) => {
+                DomainError::Unavailable(e.to_string())
+            }
             DbError::Query(e) => e.into(),
         }
     }

@@ -16,7 +16,7 @@ use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, User
 use super::secrets::{MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,14 +108,14 @@ pub type LocalRecords = LocalCache<Option<Arc<KeyRecord>>>;
 /// Loads key records through the cache.
 #[derive(Clone)]
 pub struct KeyRecords {
-    db: DbPool,
+    db: Db,
     cache: RecordCache,
     local: LocalRecords,
     metrics: Metrics,
 }
 
 impl KeyRecords {
-    pub fn new(db: DbPool, cache: RecordCache, local: LocalRecords, metrics: Metrics) -> Self {
+    pub fn new(db: Db, cache: RecordCache, local: LocalRecords, metrics: Metrics) -> Self {
         Self {
             db,
             cache,
@@ -170,17 +170,24 @@ impl KeyRecords {
 
     /// Reads the record from Postgres, bypassing the cache.
     pub async fn load_from_db(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
-        let mut conn = db::connection(&self.db).await?;
         // The user row (and its version) is read before the secrets: a
         // rotation committing in between yields an old version label on new
         // secrets, which the next write wins over; never new label, old secrets.
-        let Some((user_row, slug)) =
-            db::users::find_with_tenant_slug(&mut conn, user.as_uuid()).await?
-        else {
+        let rows = self
+            .db
+            .query(async |conn| {
+                let Some(found) = db::users::find_with_tenant_slug(conn, user.as_uuid()).await?
+                else {
+                    return Ok(None);
+                };
+                let secrets = db::secrets::usable(conn, user.as_uuid()).await?;
+                let revoked = db::sessions::revoked_and_live(conn, user.as_uuid()).await?;
+                Ok(Some((found, secrets, revoked)))
+            })
+            .await?;
+        let Some(((user_row, slug), secrets, revoked_sessions)) = rows else {
             return Ok(None);
         };
-        let secrets = db::secrets::usable(&mut conn, user.as_uuid()).await?;
-        let revoked_sessions = db::sessions::revoked_and_live(&mut conn, user.as_uuid()).await?;
         let corrupt =
             |e: super::ids::InvalidInput| DomainError::Internal(format!("stored user {user}: {e}"));
         Ok(Some(KeyRecord {

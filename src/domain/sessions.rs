@@ -16,7 +16,6 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -27,7 +26,7 @@ use super::key_records::{KeyRecord, KeyRecords};
 use super::secrets::MasterKey;
 use super::tokens::{IssuedToken, Issuer};
 use super::verify::Verifier;
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::metrics::Metrics;
 
 const REFRESH_PREFIX: &str = "tjr_";
@@ -80,7 +79,7 @@ struct Minted {
 
 #[derive(Clone)]
 pub struct Sessions {
-    pool: DbPool,
+    db: Db,
     key_records: KeyRecords,
     issuer: Issuer,
     verifier: Verifier,
@@ -91,7 +90,7 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(
-        pool: DbPool,
+        db: Db,
         key_records: KeyRecords,
         issuer: Issuer,
         verifier: Verifier,
@@ -100,7 +99,7 @@ impl Sessions {
         metrics: Metrics,
     ) -> Self {
         Self {
-            pool,
+            db,
             key_records,
             issuer,
             verifier,
@@ -133,13 +132,14 @@ impl Sessions {
         let sid = SessionId::generate();
         let minted = self.mint(record, sid)?;
         let (user, session) = (record.user_id.as_uuid(), sid.as_uuid());
-        let mut conn = db::connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            db::sessions::insert_session(conn, session, user, minted.access_until).await?;
-            let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
-            db::sessions::insert_refresh(conn, hash, session, user, expires_at).await
-        })
-        .await?;
+        self.db
+            .transaction(async |conn| {
+                db::sessions::insert_session(conn, session, user, minted.access_until).await?;
+                let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
+                db::sessions::insert_refresh(conn, hash, session, user, expires_at).await?;
+                Ok::<_, DomainError>(())
+            })
+            .await?;
         Ok(minted.pair)
     }
 
@@ -152,8 +152,9 @@ impl Sessions {
     ) -> Result<TokenPair, DomainError> {
         let hash = RefreshToken::hash_of(presented);
         let found = {
-            let mut conn = db::connection(&self.pool).await?;
-            db::sessions::find_refresh(&mut conn, &hash).await?
+            self.db
+                .query(async |conn| db::sessions::find_refresh(conn, &hash).await)
+                .await?
         };
         let Some(found) = found else {
             return refuse(RefreshFailure::Unknown, None);
@@ -181,8 +182,8 @@ impl Sessions {
 
         let sid = SessionId::from(found.session_id);
         let minted = self.mint(&record, sid)?;
-        let mut conn = db::connection(&self.pool).await?;
-        let outcome = conn
+        let outcome = self
+            .db
             .transaction(async |conn| {
                 // The one atomic step: of two requests with the same token, one
                 // gets the row and the other finds it spent.
@@ -200,7 +201,6 @@ impl Sessions {
                 Ok::<_, DomainError>(Ok(()))
             })
             .await?;
-        drop(conn);
         match outcome {
             Ok(()) => Ok(minted.pair),
             Err(RefreshFailure::Reused) => {
@@ -242,8 +242,10 @@ impl Sessions {
     pub async fn revoke(&self, token: &str) -> Result<(), DomainError> {
         if token.starts_with(REFRESH_PREFIX) {
             let found = {
-                let mut conn = db::connection(&self.pool).await?;
-                db::sessions::find_refresh(&mut conn, &RefreshToken::hash_of(token)).await?
+                let hash = RefreshToken::hash_of(token);
+                self.db
+                    .query(async |conn| db::sessions::find_refresh(conn, &hash).await)
+                    .await?
             };
             if let Some(found) = found {
                 return self
@@ -268,15 +270,13 @@ impl Sessions {
         sid: SessionId,
         reason: &str,
     ) -> Result<(), DomainError> {
-        let mut conn = db::connection(&self.pool).await?;
-        conn.transaction(async |conn| {
-            db::sessions::revoke_session(conn, sid.as_uuid(), reason).await?;
-            db::users::bump_version(conn, user.as_uuid())
-                .await
-                .map(drop)
-        })
-        .await?;
-        drop(conn);
+        self.db
+            .transaction(async |conn| {
+                db::sessions::revoke_session(conn, sid.as_uuid(), reason).await?;
+                db::users::bump_version(conn, user.as_uuid()).await?;
+                Ok::<_, DomainError>(())
+            })
+            .await?;
         self.key_records.publish(user).await?;
         tracing::info!(user_id = %user, sid = %sid, reason, "session revoked");
         Ok(())
@@ -288,8 +288,9 @@ impl Sessions {
         user: UserId,
         action: &str,
     ) -> Result<(), DomainError> {
-        let mut conn = db::connection(&self.pool).await?;
-        conn.transaction(async |conn| {
+        self
+        .db
+        .transaction(async |conn| {
             let Some(row) = db::users::lock_by_id(conn, user.as_uuid()).await? else {
                 return Ok(());
             };
@@ -299,15 +300,16 @@ impl Sessions {
             audit(conn, ctx, row.tenant_id.into(), action, Some(user), details).await
         })
         .await?;
-        drop(conn);
         self.metrics.rotations(action, 1);
         self.key_records.publish(user).await
     }
 
     /// Deletes expired refresh tokens and sessions that no longer matter.
     pub async fn prune(&self) -> Result<(usize, usize), DomainError> {
-        let mut conn = db::connection(&self.pool).await?;
-        Ok(db::sessions::prune(&mut conn).await?)
+        Ok(self
+            .db
+            .query(async |conn| db::sessions::prune(conn).await)
+            .await?)
     }
 }
 

@@ -14,7 +14,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, Resource, web};
 
 use crate::cache::RecordCache;
-use crate::db::DbPool;
+use crate::db::Db;
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
 use crate::domain::service_keys::ServiceKeys;
@@ -28,7 +28,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What every handler can reach. Built once at start-up, shared by all workers.
 pub struct AppState {
-    pub db: DbPool,
+    pub db: Db,
     pub cache: RecordCache,
     pub accounts: Accounts,
     pub verifier: Verifier,

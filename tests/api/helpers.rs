@@ -61,7 +61,7 @@ pub fn test_settings() -> Settings {
                 .parse()
                 .unwrap(),
             pool_size: 4,
-            acquire_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
         },
         redis: RedisSettings {
             url: redis_url(),
@@ -448,6 +448,25 @@ impl TcpProxy {
             .trim_end_matches('/')
             .to_owned();
         Self::start(upstream).await
+    }
+
+    /// A proxy to the test Postgres.
+    pub async fn to_postgres() -> Self {
+        let base: url::Url = postgres_base_url().parse().unwrap();
+        let upstream = format!(
+            "{}:{}",
+            base.host_str().unwrap(),
+            base.port().unwrap_or(5432)
+        );
+        Self::start(upstream).await
+    }
+
+    /// `url` (a Postgres URL) with its host and port replaced by this proxy's.
+    pub fn postgres_url(&self, url: &url::Url) -> url::Url {
+        let mut proxied = url.clone();
+        proxied.set_ip_host(self.address.ip()).unwrap();
+        proxied.set_port(Some(self.address.port())).unwrap();
+        proxied
     }
 
     /// The Redis URL that goes through this proxy.

@@ -1,8 +1,10 @@
 //! Faults in the stores while the service runs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::helpers::{TcpProxy, spawn_app_with, test_settings};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TcpProxy, service_key, spawn_app_with, test_settings};
 
 const LOOKUPS: &str = "tenant_jwt_key_record_cache_lookups_total";
 
@@ -46,4 +48,147 @@ async fn a_silent_redis_is_skipped_after_a_few_timeouts_and_asked_again_once_bac
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(asked_again, "Redis is used again after the cool-down");
+}
+
+/// Asserts a 503 problem with `Retry-After`, the documented answer while a
+/// store is unreachable.
+async fn assert_unavailable(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 503, "{what}");
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "{what}: Retry-After"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable", "{what}: {body}");
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Connections reset, new ones refused.
+    Cut,
+    /// Connections stay open, nothing answers: a silent partition.
+    Freeze,
+}
+
+#[tokio::test]
+async fn while_postgres_is_cut_off_cached_users_verify_and_the_rest_answers_503_until_it_returns() {
+    postgres_down(Fault::Cut).await;
+}
+
+#[tokio::test]
+async fn while_postgres_is_silent_cached_users_verify_and_the_rest_answers_503_until_it_returns() {
+    postgres_down(Fault::Freeze).await;
+}
+
+async fn postgres_down(fault: Fault) {
+    let proxy = TcpProxy::to_postgres().await;
+    let mut settings = test_settings();
+    settings.database.url = proxy.postgres_url(&settings.database.url);
+    settings.database.timeout = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    let login: serde_json::Value = app
+        .login("acme", "alice", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refresh_token = login["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.me(&alice.token).await.status(), 200);
+
+    match fault {
+        Fault::Cut => proxy.cut(),
+        Fault::Freeze => proxy.freeze(),
+    }
+    let started = Instant::now();
+    assert_eq!(
+        app.me(&alice.token).await.status(),
+        200,
+        "a cached user still verifies"
+    );
+    assert_eq!(app.introspect(&alice.token).await.status(), 200);
+    assert_unavailable(app.login("acme", "alice", PASSWORD).await, "login").await;
+    let refresh = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&json!({ "refresh_token": refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_unavailable(refresh, "refresh").await;
+    let create = app
+        .client
+        .post(app.url("/v1/tenants/acme/users"))
+        .bearer_auth(service_key())
+        .json(&json!({ "username": "bob", "password": PASSWORD, "role": "member" }))
+        .send()
+        .await
+        .unwrap();
+    assert_unavailable(create, "admin").await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without Postgres");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "every answer came quickly: {:?}",
+        started.elapsed()
+    );
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app.login("acme", "alice", PASSWORD).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "logins work again once Postgres is back");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn a_query_that_outlives_the_database_timeout_is_abandoned_and_the_pool_goes_on() {
+    use diesel_async::RunQueryDsl;
+    use tenant_jwt::db::{self, DbError};
+
+    let mut settings = test_settings();
+    settings.database.pool_size = 1;
+    settings.database.timeout = Duration::from_millis(300);
+    let db = db::prepare_pool(&settings.database).await.unwrap();
+
+    let started = Instant::now();
+    let stuck = db
+        .query(async |conn| diesel::sql_query("SELECT pg_sleep(30)").execute(conn).await)
+        .await;
+    assert!(matches!(stuck, Err(DbError::TimedOut(_))), "{stuck:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The one connection was replaced, not queued behind the abandoned query,
+    // and the query itself was cancelled on the server.
+    let mut sleeping = i64::MAX;
+    for _ in 0..50 {
+        let counted = db
+            .query(async |conn| {
+                diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%'",
+                )
+                .get_result::<Count>(conn)
+                .await
+            })
+            .await;
+        sleeping = counted.expect("the pool answers after a timeout").n;
+        if sleeping == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sleeping, 0, "the abandoned query is cancelled");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db;
 use crate::http::AppState;
 use crate::http::problem::PROBLEM_JSON;
 
@@ -56,10 +55,8 @@ pub async fn healthz() -> HttpResponse {
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres, redis) = tokio::join!(
-        db::ping(&state.db, state.readiness_timeout),
-        state.cache.ping()
-    );
+    let (postgres, redis) =
+        tokio::join!(state.db.ping(state.readiness_timeout), state.cache.ping());
     let word = |up: bool| if up { "ok" } else { "unreachable" };
     let checks = Checks {
         postgres: word(postgres),
