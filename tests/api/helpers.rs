@@ -294,8 +294,6 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Deletes everything this instance has in Redis (its own FLUSHALL; a real
-    /// FLUSHALL would pull the cache from under the tests running beside it).
     /// Tells every instance sharing this prefix to forget `user` in process,
     /// as the service does after each change it makes.
     pub async fn announce(&self, user: UserId) {
@@ -354,6 +352,8 @@ impl TestApp {
         false
     }
 
+    /// Deletes everything this instance has in Redis (its own FLUSHALL; a real
+    /// FLUSHALL would pull the cache from under the tests running beside it).
     pub async fn flush_redis(&self) {
         let keys = self.redis_keys().await;
         if !keys.is_empty() {

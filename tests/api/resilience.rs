@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tenant_jwt::domain::ids::UserId;
 
 use crate::helpers::{PASSWORD, TcpProxy, service_key, spawn_app_with, test_settings};
 
@@ -95,6 +96,13 @@ async fn postgres_down(fault: Fault) {
         .unwrap();
     let refresh_token = login["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(app.me(&alice.token).await.status(), 200);
+    let carol_id = UserId::parse(
+        app.create_user("acme", "carol", "member").await["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let carol = app.token("acme", "carol").await;
 
     match fault {
         Fault::Cut => proxy.cut(),
@@ -107,6 +115,11 @@ async fn postgres_down(fault: Fault) {
         "a cached user still verifies"
     );
     assert_eq!(app.introspect(&alice.token).await.status(), 200);
+    // Carol's record is in no cache: whether her token is good cannot be told.
+    app.flush_redis().await;
+    app.announce(carol_id).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_unavailable(app.me(&carol).await, "an uncached user's token").await;
     assert_unavailable(app.login("acme", "alice", PASSWORD).await, "login").await;
     let refresh = app
         .client
