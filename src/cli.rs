@@ -381,10 +381,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings.into_settings()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
+            let starting = Application::bind(settings).await?;
+            if let Some(app) = starting.connect().await? {
+                app.run_until_stopped().await?
+            }
         }
         Command::Migrate => db::prepare(&settings.database).await?,
         Command::Tenants(TenantsCommand::Create { slug, name }) => {

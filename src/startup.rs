@@ -4,6 +4,8 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
@@ -11,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::cache::local::LocalCache;
-use crate::cache::{RecordCache, invalidation};
+use crate::cache::{CacheError, RecordCache, invalidation};
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, Db};
 use crate::domain::accounts::Accounts;
@@ -22,6 +24,7 @@ use crate::domain::secrets::MasterKey;
 use crate::domain::sessions::Sessions;
 use crate::domain::tokens::Issuer;
 use crate::domain::verify::Verifier;
+use crate::http::handlers::health::StartupChecks;
 use crate::http::limits::Limits;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -32,14 +35,69 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// The first wait between two attempts to reach Postgres and Redis at
+/// start-up; it doubles up to `LAST_RETRY`.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// A bound listener on which only the probes are served (`/healthz` alive,
+/// `/readyz` not ready, 503 for the rest) until `connect` has reached
+/// Postgres and Redis and built the service.
+pub struct Starting {
+    settings: Settings,
+    listener: TcpListener,
+    port: u16,
+    probes: ServerHandle,
+    probes_stopped: tokio::task::JoinHandle<std::io::Result<()>>,
+    checks: web::Data<StartupChecks>,
+}
+
 impl Application {
-    /// Prepares the database, connects to Postgres and Redis, checks the
-    /// master key and binds the listener. Serving starts with `run_until_stopped`.
+    /// Binds, connects (waiting for Postgres and Redis as long as it takes),
+    /// prepares the database, checks the master key and builds the server.
+    /// Serving starts with `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let state = web::Data::new(build_state(&settings).await?);
-        spawn_limit_pruning(state.clone());
+        Self::bind(settings)
+            .await?
+            .connect()
+            .await?
+            .context("stopped during start-up")
+    }
+
+    /// Binds the listener and serves the probes on it at once.
+    pub async fn bind(settings: Settings) -> anyhow::Result<Starting> {
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;
+        let port = listener.local_addr()?.port();
+        let checks = web::Data::new(StartupChecks::default());
+        let probe_checks = checks.clone();
+        let probes = HttpServer::new(move || {
+            App::new()
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .app_data(probe_checks.clone())
+                .configure(http::configure_starting)
+        })
+        .workers(1)
+        .shutdown_timeout(1)
+        .listen(listener.try_clone()?)?
+        .run();
+        let handle = probes.handle();
+        tracing::info!(address = %settings.http.listen.ip(), port, "listening; starting");
+        Ok(Starting {
+            settings,
+            listener,
+            port,
+            probes: handle,
+            probes_stopped: tokio::spawn(probes),
+            checks,
+        })
+    }
+
+    fn serve(
+        settings: &Settings,
+        state: web::Data<AppState>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -58,7 +116,7 @@ impl Application {
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
-        tracing::info!(address = %settings.http.listen.ip(), port, "listening");
+        tracing::info!(port, "ready");
         Ok(Self {
             port,
             server: server.run(),
@@ -83,6 +141,66 @@ impl Application {
         self.state.db.close();
         tracing::info!("stopped");
         served
+    }
+}
+
+impl Starting {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits until Postgres and Redis both answer, retrying with backoff
+    /// (what is reachable so far shows in `/readyz`), then builds the
+    /// service and hands it the listener. `None` if the probe server was
+    /// stopped meanwhile (SIGTERM, Ctrl-C). Errors are what waiting cannot
+    /// mend: a wrong master key, a failed migration.
+    pub async fn connect(mut self) -> anyhow::Result<Option<Application>> {
+        let ready = async {
+            wait_for_stores(&self.settings, &self.checks).await?;
+            build_state(&self.settings).await
+        };
+        let state = tokio::select! {
+            state = ready => state,
+            _ = &mut self.probes_stopped => {
+                tracing::info!("stopped during start-up");
+                return Ok(None);
+            }
+        };
+        self.probes.stop(true).await;
+        let _ = self.probes_stopped.await;
+        let state = web::Data::new(state?);
+        spawn_limit_pruning(state.clone());
+        Application::serve(&self.settings, state, self.listener).map(Some)
+    }
+}
+
+/// Returns once Postgres and Redis both answer; an error only for settings
+/// no retry can mend (an unreadable Redis URL).
+async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow::Result<()> {
+    let mut delay = FIRST_RETRY;
+    loop {
+        let (postgres, redis) = tokio::join!(
+            db::reachable(&settings.database),
+            RecordCache::reachable(&settings.redis)
+        );
+        if let Err(CacheError::Redis(e)) = &redis
+            && e.kind() == redis::ErrorKind::InvalidClientConfig
+        {
+            anyhow::bail!("REDIS_URL is invalid: {e}");
+        }
+        checks.postgres.store(postgres.is_ok(), Ordering::Relaxed);
+        checks.redis.store(redis.is_ok(), Ordering::Relaxed);
+        if postgres.is_ok() && redis.is_ok() {
+            return Ok(());
+        }
+        if let Err(e) = postgres {
+            tracing::warn!(error = %e, retry_in = ?delay, "Postgres unreachable; waiting for it");
+        }
+        if let Err(e) = redis {
+            tracing::warn!(error = %e, retry_in = ?delay, "Redis unreachable; waiting for it");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(LAST_RETRY);
     }
 }
 

@@ -94,6 +94,22 @@ impl RecordCache {
         })
     }
 
+    /// Whether Redis answers a PING (within a few command timeouts), on a
+    /// connection of its own.
+    pub async fn reachable(settings: &RedisSettings) -> Result<(), CacheError> {
+        let client = redis::Client::open(settings.url.as_str())?;
+        let limit = settings.command_timeout * 4;
+        let ping = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        tokio::time::timeout(limit, ping)
+            .await
+            .map_err(|_| CacheError::Timeout(limit))?
+            .map(drop)
+            .map_err(Into::into)
+    }
+
     /// The Redis key of a user's record.
     pub fn key(&self, user: UserId) -> String {
         format!("{}user:{}", self.prefix, user)

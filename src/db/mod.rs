@@ -175,6 +175,27 @@ pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     Ok(Db::new(build_pool(settings)?, settings.timeout))
 }
 
+/// Whether the Postgres server answers (within the timeout), whether or not
+/// the database exists yet (`prepare` creates it).
+pub async fn reachable(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection;
+    let attempt = async {
+        let Err(e) = AsyncPgConnection::establish(settings.url.as_str()).await else {
+            return Ok(());
+        };
+        let mut maintenance_url = settings.url.clone();
+        maintenance_url.set_path("/postgres");
+        AsyncPgConnection::establish(maintenance_url.as_str())
+            .await
+            .map(drop)
+            .map_err(|_| e)
+    };
+    match tokio::time::timeout(settings.timeout, attempt).await {
+        Ok(reached) => reached.map_err(Into::into),
+        Err(_) => anyhow::bail!("no answer within {:?}", settings.timeout),
+    }
+}
+
 /// Creates the database if it does not exist, then applies pending migrations.
 pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<()> {
     create_database_if_missing(&settings.url).await?;

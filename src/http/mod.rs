@@ -103,6 +103,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
 }
 
+/// What is served while start-up waits for Postgres and Redis: the probes
+/// (`/healthz` alive, `/readyz` not ready), and 503 with `Retry-After` for
+/// everything else.
+pub fn configure_starting(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(handlers::health::healthz))
+        .route("/readyz", web::get().to(handlers::health::readyz_starting))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::Unavailable)
+        }));
+}
+
 /// A resource whose wrong methods get a problem+json 405.
 fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(|| async {

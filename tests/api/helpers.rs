@@ -131,6 +131,11 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("application builds");
+    serve(app, settings)
+}
+
+/// Serves a built application in the background.
+pub fn serve(app: Application, settings: Settings) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tenant_jwt::domain::ids::UserId;
 
-use crate::helpers::{PASSWORD, TcpProxy, service_key, spawn_app_with, test_settings};
+use tenant_jwt::startup::Application;
+
+use crate::helpers::{PASSWORD, TcpProxy, serve, service_key, spawn_app_with, test_settings};
 
 const LOOKUPS: &str = "tenant_jwt_key_record_cache_lookups_total";
 
@@ -204,4 +206,64 @@ async fn a_query_that_outlives_the_database_timeout_is_abandoned_and_the_pool_go
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+#[tokio::test]
+async fn start_up_waits_for_postgres_and_redis_answering_probes_meanwhile() {
+    let postgres = TcpProxy::to_postgres().await;
+    let redis = TcpProxy::to_redis().await;
+    postgres.cut();
+    redis.cut();
+    let mut settings = test_settings();
+    settings.database.url = postgres.postgres_url(&settings.database.url);
+    settings.redis.url = redis.redis_url();
+
+    let starting = Application::bind(settings.clone()).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", starting.port());
+    let connecting = tokio::spawn(starting.connect());
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (client, base) = (&client, &base);
+        async move { client.get(format!("{base}{path}")).send().await.unwrap() }
+    };
+    let checks = async |expected: serde_json::Value| {
+        for _ in 0..100 {
+            let ready = get("/readyz").await;
+            assert_eq!(ready.status(), 503, "not ready while starting");
+            let body: serde_json::Value = ready.json().await.unwrap();
+            if body["checks"] == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("/readyz never showed {expected}");
+    };
+
+    assert_eq!(get("/healthz").await.status(), 200, "alive while waiting");
+    checks(json!({ "postgres": "unreachable", "redis": "unreachable" })).await;
+    assert_unavailable(get("/v1/me").await, "any other route").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!connecting.is_finished(), "still waiting, not crashed");
+
+    postgres.restore();
+    checks(json!({ "postgres": "ok", "redis": "unreachable" })).await;
+    redis.restore();
+    let app = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .expect("start-up finishes soon after both are back")
+        .unwrap()
+        .unwrap()
+        .expect("not stopped");
+    let app = serve(app, settings);
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let alice = app.tenant_with_user("acme", "alice").await;
+    assert_eq!(app.me(&alice.token).await.status(), 200);
 }

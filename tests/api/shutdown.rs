@@ -8,21 +8,27 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
+use tenant_jwt::config::Settings;
+
 use crate::helpers::{PASSWORD, service_key, test_settings};
 
-#[tokio::test]
-async fn sigterm_lets_requests_in_flight_finish() {
-    let settings = test_settings();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// The real binary, configured through its environment, logging JSON to a
+/// pipe on stderr.
+fn binary(settings: &Settings, port: u16) -> tokio::process::Command {
     let master_key = match &settings.master_key {
         tenant_jwt::config::MasterKeySource::Inline(key) => key.to_string(),
         tenant_jwt::config::MasterKeySource::File(_) => unreachable!(),
     };
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-jwt"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-jwt"));
+    command
         .env_clear()
         .env("DATABASE_URL", settings.database.url.as_str())
         .env("REDIS_URL", &settings.redis.url)
@@ -37,9 +43,15 @@ async fn sigterm_lets_requests_in_flight_finish() {
         .env("TENANT_JWT_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let settings = test_settings();
+    let port = free_port();
+    let mut child = binary(&settings, port).spawn().unwrap();
     // Read the logs as they come: a full pipe would block the child.
     let mut stderr = child.stderr.take().unwrap();
     let logs = tokio::spawn(async move {
@@ -122,4 +134,50 @@ async fn sigterm_lets_requests_in_flight_finish() {
     let logs = logs.await.unwrap().unwrap();
     assert!(logs.contains("graceful shutdown"), "{logs}");
     assert!(logs.contains("\"stopped\""), "{logs}");
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_for_postgres_exits_cleanly() {
+    let mut settings = test_settings();
+    // Nothing listens there: Postgres is "down".
+    settings.database.url.set_port(Some(free_port())).unwrap();
+    let port = free_port();
+    let mut child = binary(&settings, port).spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).await.map(|_| logs)
+    });
+    let client = reqwest::Client::new();
+    let mut waiting = false;
+    for _ in 0..100 {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 503) {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(waiting, "the binary answers /readyz with 503 while waiting");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let logs = logs.await.unwrap().unwrap();
+    assert!(
+        logs.contains("Postgres unreachable; waiting for it"),
+        "{logs}"
+    );
+    assert!(logs.contains("stopped during start-up"), "{logs}");
 }

@@ -1,5 +1,7 @@
 //! Probes and metrics.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -51,18 +53,36 @@ pub async fn healthz() -> HttpResponse {
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A dependency is unreachable", body = NotReady, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unreachable, or start-up has not finished", body = NotReady, content_type = "application/problem+json"),
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, redis) =
         tokio::join!(state.db.ping(state.readiness_timeout), state.cache.ping());
+    readiness(postgres, redis, true)
+}
+
+/// What start-up has found so far, for `/readyz` while the service waits
+/// for Postgres and Redis (see `startup::Starting`).
+#[derive(Debug, Default)]
+pub struct StartupChecks {
+    pub postgres: AtomicBool,
+    pub redis: AtomicBool,
+}
+
+/// `/readyz` during start-up: never ready, with what is reachable so far.
+pub async fn readyz_starting(checks: web::Data<StartupChecks>) -> HttpResponse {
+    let reachable = |check: &AtomicBool| check.load(Ordering::Relaxed);
+    readiness(reachable(&checks.postgres), reachable(&checks.redis), false)
+}
+
+fn readiness(postgres: bool, redis: bool, started: bool) -> HttpResponse {
     let word = |up: bool| if up { "ok" } else { "unreachable" };
     let checks = Checks {
         postgres: word(postgres),
         redis: word(redis),
     };
-    if postgres && redis {
+    if postgres && redis && started {
         HttpResponse::Ok().json(Readiness {
             status: "ready",
             checks,
