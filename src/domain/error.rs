@@ -119,8 +119,14 @@ impl From<DbError> for DomainError {
 impl From<DieselError> for DomainError {
     fn from(e: DieselError) -> Self {
         match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                DomainError::Unavailable(info.message().to_owned())
+            // The connection broke (diesel-async reports an I/O error or a
+            // closed socket as "unable to send"): Postgres is unreachable.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => DomainError::Unavailable(info.message().to_owned()),
+            DieselError::BrokenTransactionManager => {
+                DomainError::Unavailable("the connection broke mid-transaction".into())
             }
             other => DomainError::Internal(format!("database: {other}")),
         }
@@ -148,4 +154,30 @@ pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
         e,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_unavailable_not_internal() {
+        for kind in [
+            DatabaseErrorKind::ClosedConnection,
+            DatabaseErrorKind::UnableToSendCommand,
+        ] {
+            let broken = DieselError::DatabaseError(kind, Box::new("connection closed".to_owned()));
+            assert!(matches!(
+                DomainError::from(broken),
+                DomainError::Unavailable(_)
+            ));
+        }
+        assert!(matches!(
+            DomainError::from(DieselError::BrokenTransactionManager),
+            DomainError::Unavailable(_)
+        ));
+        let bug =
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new("syntax".to_owned()));
+        assert!(matches!(DomainError::from(bug), DomainError::Internal(_)));
+    }
 }

@@ -30,7 +30,10 @@ async fn start_up_fails_clearly_when_the_redis_url_is_unusable() {
     .expect("no waiting")
     .err()
     .expect("start-up fails");
-    assert!(format!("{error:#}").contains("REDIS_URL is invalid"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("REDIS_URL is invalid"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]

@@ -442,6 +442,8 @@ pub struct TcpProxy {
 struct ProxyState {
     cut: std::sync::atomic::AtomicBool,
     frozen: std::sync::atomic::AtomicBool,
+    /// Added before each chunk is passed on, in milliseconds.
+    latency_ms: std::sync::atomic::AtomicU64,
     links: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -528,10 +530,19 @@ impl TcpProxy {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Passes everything on, each chunk `latency` late.
+    pub fn slow(&self, latency: Duration) {
+        self.state.latency_ms.store(
+            latency.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
     pub fn restore(&self) {
         use std::sync::atomic::Ordering;
         self.state.cut.store(false, Ordering::SeqCst);
         self.state.frozen.store(false, Ordering::SeqCst);
+        self.state.latency_ms.store(0, Ordering::SeqCst);
     }
 }
 
@@ -550,6 +561,10 @@ async fn pump(
         };
         while state.frozen.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let latency = state.latency_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             break;

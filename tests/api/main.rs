@@ -3,6 +3,7 @@
 mod admin;
 mod administration;
 mod docs;
+mod faults;
 mod health;
 mod helpers;
 mod introspect;
