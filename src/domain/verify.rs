@@ -361,14 +361,9 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::sample;
 
+    // Arbitrary bytes and edits of a valid token: see `crate::fuzzing`.
     proptest! {
-        #[test]
-        fn reading_any_input_never_panics(input in ".{0,600}") {
-            let _ = Unverified::read(&input);
-        }
-
         #[test]
         fn reading_token_shaped_input_never_panics(
             header in "[A-Za-z0-9_-]{1,300}",
@@ -376,22 +371,6 @@ mod properties {
             signature in "[A-Za-z0-9_-]{43}",
         ) {
             let _ = Unverified::read(&format!("{header}.{payload}.{signature}"));
-        }
-
-        #[test]
-        fn no_changed_byte_of_a_valid_token_is_accepted(at in any::<prop::sample::Index>(), to in any::<u8>()) {
-            let sample::Signed { record, token, rules, .. } = sample::signed();
-            let now = Utc::now();
-            prop_assert!(rules.check(&token, Generation::from_db(1), &record, now).is_ok());
-            let mut bytes = token.clone().into_bytes();
-            let i = at.index(bytes.len());
-            prop_assume!(bytes[i] != to);
-            bytes[i] = to;
-            let changed = String::from_utf8_lossy(&bytes).into_owned();
-            let accepted = Unverified::read(&changed).is_ok_and(|unverified| {
-                rules.check(&changed, unverified.generation, &record, now).is_ok()
-            });
-            prop_assert!(!accepted, "accepted a token changed at byte {i}");
         }
     }
 }

@@ -23,6 +23,15 @@ pub struct CreateTenant {
     name: String,
 }
 
+impl CreateTenant {
+    pub(crate) fn validated(&self) -> Result<(TenantSlug, TenantName), ApiError> {
+        Ok((
+            TenantSlug::parse(&self.slug)?,
+            TenantName::parse(&self.name)?,
+        ))
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TenantResponse {
     #[schema(value_type = uuid::Uuid)]
@@ -68,8 +77,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = TenantSlug::parse(&body.slug)?;
-    let name = TenantName::parse(&body.name)?;
+    let (slug, name) = body.validated()?;
     let tenant = accounts::create_tenant(&state.db, slug, name).await?;
     tracing::info!(actor = %caller.0, tenant = %tenant.slug, "tenant created by service");
     Ok(HttpResponse::Created()

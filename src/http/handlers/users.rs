@@ -77,6 +77,16 @@ pub struct CreateUser {
     role: Option<String>,
 }
 
+impl CreateUser {
+    pub(crate) fn validated(self) -> Result<NewUser, ApiError> {
+        Ok(NewUser {
+            username: Username::parse(&self.username)?,
+            password: Password::parse_new(self.password)?,
+            role: self.role.as_deref().map_or(Ok(Role::Member), Role::parse)?,
+        })
+    }
+}
+
 /// Create a user with a fresh secret.
 #[utoipa::path(
     post, path = "/v1/tenants/{tenant}/users", tag = "users",
@@ -96,16 +106,7 @@ pub async fn create(
     tenant: web::Path<String>,
     body: web::Json<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let CreateUser {
-        username,
-        password,
-        role,
-    } = body.into_inner();
-    let new = NewUser {
-        username: Username::parse(&username)?,
-        password: Password::parse_new(password)?,
-        role: role.as_deref().map_or(Ok(Role::Member), Role::parse)?,
-    };
+    let new = body.into_inner().validated()?;
     let user = state.admin.create_user(&ctx, &tenant, new).await?;
     Ok(HttpResponse::Created()
         .insert_header((
@@ -173,6 +174,16 @@ pub struct PatchUser {
     password: Option<String>,
 }
 
+impl PatchUser {
+    pub(crate) fn validated(self) -> Result<UserPatch, ApiError> {
+        Ok(UserPatch {
+            role: self.role.as_deref().map(Role::parse).transpose()?,
+            disabled: self.disabled,
+            password: self.password.map(Password::parse_new).transpose()?,
+        })
+    }
+}
+
 /// Change a user's role, disabled state or password.
 #[utoipa::path(
     patch, path = "/v1/tenants/{tenant}/users/{user_id}", tag = "users",
@@ -194,16 +205,7 @@ pub async fn update(
     body: web::Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, user) = path.into_inner();
-    let PatchUser {
-        role,
-        disabled,
-        password,
-    } = body.into_inner();
-    let patch = UserPatch {
-        role: role.as_deref().map(Role::parse).transpose()?,
-        disabled,
-        password: password.map(Password::parse_new).transpose()?,
-    };
+    let patch = body.into_inner().validated()?;
     let user = state
         .admin
         .update_user(&ctx, &tenant, user_id(&user)?, patch)
@@ -243,6 +245,21 @@ pub struct RotateRequest {
     grace_seconds: u64,
 }
 
+impl RotateRequest {
+    /// The body is optional; when present it must be valid.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        if body.is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
+    }
+
+    pub(crate) fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.grace_seconds)
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RotationResponse {
     #[schema(value_type = uuid::Uuid)]
@@ -273,14 +290,7 @@ pub async fn rotate_secret(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, user) = path.into_inner();
-    // The body is optional; when present it must be valid.
-    let request: RotateRequest = if body.is_empty() {
-        RotateRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))?
-    };
-    let grace = std::time::Duration::from_secs(request.grace_seconds);
+    let grace = RotateRequest::parse(&body)?.grace();
     let rotation = state
         .admin
         .rotate_user_secret(&ctx, &tenant, user_id(&user)?, grace)
