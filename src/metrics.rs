@@ -15,6 +15,10 @@ pub struct Metrics {
     logins: IntCounterVec,
     verifications: IntCounterVec,
     key_record_lookups: IntCounterVec,
+    /// The series every verified request bumps, resolved once (a label
+    /// lookup per request is a hash and a lock).
+    verified_ok: IntCounter,
+    local_hits: IntCounter,
     postgres_fallbacks: IntCounter,
     rotations: IntCounterVec,
     rate_limited: IntCounterVec,
@@ -72,7 +76,23 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("registered once");
+        let verifications = counter_vec(
+            &registry,
+            "verifications_total",
+            "Access token verifications by outcome",
+            &["outcome"],
+        );
+        let key_record_lookups = counter_vec(
+            &registry,
+            "key_record_cache_lookups_total",
+            "Key record lookups by result: local_hit (in process), hit, negative_hit, miss, error, circuit_open (Redis)",
+            &["result"],
+        );
         Self {
+            verified_ok: verifications.with_label_values(&["ok"]),
+            local_hits: key_record_lookups.with_label_values(&["local_hit"]),
+            verifications,
+            key_record_lookups,
             http_requests: counter_vec(
                 &registry,
                 "http_requests_total",
@@ -85,18 +105,6 @@ impl Metrics {
                 "logins_total",
                 "Login attempts by outcome",
                 &["outcome"],
-            ),
-            verifications: counter_vec(
-                &registry,
-                "verifications_total",
-                "Access token verifications by outcome",
-                &["outcome"],
-            ),
-            key_record_lookups: counter_vec(
-                &registry,
-                "key_record_cache_lookups_total",
-                "Key record lookups by result: local_hit (in process), hit, negative_hit, miss, error, circuit_open (Redis)",
-                &["result"],
             ),
             postgres_fallbacks: counter(
                 &registry,
@@ -166,11 +174,17 @@ impl Metrics {
     }
 
     pub fn verification(&self, outcome: &str) {
-        self.verifications.with_label_values(&[outcome]).inc();
+        match outcome {
+            "ok" => self.verified_ok.inc(),
+            other => self.verifications.with_label_values(&[other]).inc(),
+        }
     }
 
     pub fn key_record_lookup(&self, result: &str) {
-        self.key_record_lookups.with_label_values(&[result]).inc();
+        match result {
+            "local_hit" => self.local_hits.inc(),
+            other => self.key_record_lookups.with_label_values(&[other]).inc(),
+        }
     }
 
     pub fn postgres_fallback(&self) {
