@@ -83,6 +83,14 @@ mod properties {
     }
 
     proptest! {
+        // Failures are kept under tests/, not at the top of the repository.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct("tests/proptest-regressions/fuzzing.txt"),
+            )),
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn any_bytes_as_a_token_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
             token(&data);
