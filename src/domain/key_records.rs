@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
-use super::secrets::{MasterKey, OpenedSecret, SecretError};
+use super::secrets::{MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, Db};
@@ -47,7 +47,7 @@ pub struct SealedGeneration {
     /// once rather than on every verification. Never serialised (Redis
     /// holds sealed secrets only); zeroed on drop.
     #[serde(skip)]
-    opened: OnceLock<OpenedSecret>,
+    opened: OnceLock<UserSecret>,
 }
 
 impl SealedGeneration {
@@ -65,12 +65,12 @@ impl SealedGeneration {
     }
 
     /// The secret in the clear, opened under `master_key` the first time.
-    pub fn open(&self, master_key: &MasterKey, user: UserId) -> Result<&OpenedSecret, SecretError> {
-        if let Some(opened) = self.opened.get() {
-            return Ok(opened);
+    pub fn open(&self, master_key: &MasterKey, user: UserId) -> Result<&UserSecret, SecretError> {
+        if let Some(secret) = self.opened.get() {
+            return Ok(secret);
         }
         let secret = master_key.unseal(user, self.generation, &self.sealed)?;
-        Ok(self.opened.get_or_init(|| OpenedSecret::new(secret)))
+        Ok(self.opened.get_or_init(|| secret))
     }
 }
 

@@ -64,44 +64,19 @@ impl UserSecret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// Whether `tag` is the HMAC-SHA256 of `message` under this secret,
+    /// compared in constant time (aws-lc, the backend jsonwebtoken uses;
+    /// called directly to spare the allocations of its generic verifier).
+    pub fn verifies(&self, message: &[u8], tag: &[u8]) -> bool {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        aws_lc_rs::hmac::verify(&key, message, tag).is_ok()
+    }
 }
 
 impl fmt::Debug for UserSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("UserSecret(<redacted>)")
-    }
-}
-
-/// A user's secret opened for use: its bytes, to sign with, and the
-/// HMAC-SHA256 key derived from them once (aws-lc, the backend jsonwebtoken
-/// uses too), so that verifying a token costs no key set-up. Kept in process
-/// with a cached key record; never printed.
-#[derive(Clone)]
-pub struct OpenedSecret {
-    secret: UserSecret,
-    hmac: aws_lc_rs::hmac::Key,
-}
-
-impl OpenedSecret {
-    pub fn new(secret: UserSecret) -> Self {
-        let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose());
-        Self { secret, hmac }
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        self.secret.expose()
-    }
-
-    /// Whether `tag` is the HMAC-SHA256 of `message` under this secret,
-    /// compared in constant time.
-    pub fn verifies(&self, message: &[u8], tag: &[u8]) -> bool {
-        aws_lc_rs::hmac::verify(&self.hmac, message, tag).is_ok()
-    }
-}
-
-impl fmt::Debug for OpenedSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OpenedSecret(<redacted>)")
     }
 }
 
