@@ -70,7 +70,7 @@ pub fn request_body(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod properties {
+pub(crate) mod properties {
     use proptest::prelude::*;
 
     use super::*;
@@ -82,14 +82,19 @@ mod properties {
         token_edit(&[0, 0, 1, SAMPLE.0.token.as_bytes()[0]]);
     }
 
-    proptest! {
-        // Failures are kept under tests/, not at the top of the repository.
-        #![proptest_config(ProptestConfig {
+    /// proptest's defaults, with failing cases kept in `path` (under
+    /// `tests/proptest-regressions/`, not at the top of the repository).
+    pub(crate) fn config(path: &'static str) -> ProptestConfig {
+        ProptestConfig {
             failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct("tests/proptest-regressions/fuzzing.txt"),
+                proptest::test_runner::FileFailurePersistence::Direct(path),
             )),
             ..ProptestConfig::default()
-        })]
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config("tests/proptest-regressions/fuzzing.txt"))]
 
         #[test]
         fn any_bytes_as_a_token_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {

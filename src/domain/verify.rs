@@ -366,13 +366,7 @@ mod properties {
 
     // Arbitrary bytes and edits of a valid token: see `crate::fuzzing`.
     proptest! {
-        // Failures are kept under tests/, not at the top of the repository.
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct("tests/proptest-regressions/verify.txt"),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::fuzzing::properties::config("tests/proptest-regressions/verify.txt"))]
 
         #[test]
         fn reading_token_shaped_input_never_panics(

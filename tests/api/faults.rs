@@ -329,16 +329,7 @@ async fn under_traffic_no_fault_lets_a_revoked_token_in_or_loses_a_write() {
     // Every user whose creation answered 201 is there.
     let created = ledger.created.lock().unwrap().clone();
     assert!(!created.is_empty());
-    let listed: Value = app
-        .client
-        .get(app.url("/v1/tenants/acme/users?limit=200"))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.service_get("/v1/tenants/acme/users?limit=200").await;
     let listed: Vec<&str> = listed["users"]
         .as_array()
         .unwrap()

@@ -266,6 +266,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET `path` as the calling service; the JSON body.
+    pub async fn service_get(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(service_key())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn introspect(&self, token: &str) -> reqwest::Response {
         self.client
             .post(self.url("/v1/introspect"))

@@ -125,16 +125,7 @@ async fn reusing_a_spent_refresh_token_kills_every_session_of_that_user() {
         "bob notices nothing"
     );
 
-    let events: Value = app
-        .client
-        .get(app.url("/v1/tenants/acme/audit-events"))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = app.service_get("/v1/tenants/acme/audit-events").await;
     let reuse_event = events["events"]
         .as_array()
         .unwrap()

@@ -47,33 +47,74 @@ fn binary(settings: &Settings, port: u16) -> tokio::process::Command {
     command
 }
 
+/// The binary, running, with its logs read as they come (a full pipe would
+/// block it).
+struct Running {
+    child: tokio::process::Child,
+    port: u16,
+    logs: tokio::task::JoinHandle<std::io::Result<String>>,
+    client: reqwest::Client,
+}
+
+impl Running {
+    fn start(settings: &Settings) -> Self {
+        let port = free_port();
+        let mut child = binary(settings, port).spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let logs = tokio::spawn(async move {
+            let mut logs = String::new();
+            stderr.read_to_string(&mut logs).await.map(|_| logs)
+        });
+        Self {
+            child,
+            port,
+            logs,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits (10 s at most) until `/readyz` answers `status`.
+    async fn readyz_answers(&self, status: u16) -> bool {
+        for _ in 0..100 {
+            let ready = self.client.get(self.url("/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == status) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn sigterm(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Waits (15 s at most) for the exit; asserts it is a success and returns the logs.
+    async fn exits_cleanly(mut self) -> String {
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits")
+            .unwrap();
+        assert!(status.success(), "exit status {status}");
+        self.logs.await.unwrap().unwrap()
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish() {
     let settings = test_settings();
-    let port = free_port();
-    let mut child = binary(&settings, port).spawn().unwrap();
-    // Read the logs as they come: a full pipe would block the child.
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = tokio::spawn(async move {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).await.map(|_| logs)
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the binary became ready");
+    let binary = Running::start(&settings);
+    assert!(binary.readyz_answers(200).await, "the binary became ready");
+    let (client, base) = (&binary.client, binary.url(""));
     let created = client
         .post(format!("{base}/v1/tenants"))
         .bearer_auth(service_key())
@@ -112,12 +153,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     // connections; a connection not yet accepted is not in flight. The other
     // 59 hashes take over a second, so a short pause leaves them in flight.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    binary.sigterm();
     assert_eq!(first.unwrap(), 200);
     while let Some(login) = logins.join_next().await {
         assert_eq!(
@@ -126,12 +162,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
         );
     }
 
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
-    let logs = logs.await.unwrap().unwrap();
+    let logs = binary.exits_cleanly().await;
     assert!(logs.contains("graceful shutdown"), "{logs}");
     assert!(logs.contains("\"stopped\""), "{logs}");
 }
@@ -141,40 +172,13 @@ async fn sigterm_while_waiting_for_postgres_exits_cleanly() {
     let mut settings = test_settings();
     // Nothing listens there: Postgres is "down".
     settings.database.url.set_port(Some(free_port())).unwrap();
-    let port = free_port();
-    let mut child = binary(&settings, port).spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = tokio::spawn(async move {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).await.map(|_| logs)
-    });
-    let client = reqwest::Client::new();
-    let mut waiting = false;
-    for _ in 0..100 {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == 503) {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(waiting, "the binary answers /readyz with 503 while waiting");
-
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
-    let logs = logs.await.unwrap().unwrap();
+    let binary = Running::start(&settings);
+    assert!(
+        binary.readyz_answers(503).await,
+        "the binary answers /readyz with 503 while waiting"
+    );
+    binary.sigterm();
+    let logs = binary.exits_cleanly().await;
     assert!(
         logs.contains("Postgres unreachable; waiting for it"),
         "{logs}"
