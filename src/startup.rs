@@ -73,7 +73,7 @@ impl Application {
         let probe_checks = checks.clone();
         let probes = HttpServer::new(move || {
             App::new()
-                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .wrap(security_headers())
                 .app_data(probe_checks.clone())
                 .configure(http::configure_starting)
         })
@@ -103,11 +103,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::observe::observe))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("Cache-Control", "no-store"))
-                        .add(("X-Content-Type-Options", "nosniff")),
-                )
+                .wrap(security_headers())
                 .app_data(app_state.clone())
                 .configure(http::configure)
         })
@@ -142,6 +138,13 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// On every answer: nothing here may be cached or sniffed.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Cache-Control", "no-store"))
+        .add(("X-Content-Type-Options", "nosniff"))
 }
 
 impl Starting {
