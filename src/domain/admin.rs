@@ -350,7 +350,7 @@ impl Admin {
                 audit(conn, ctx, tenant.id, "user_updated", Some(user), details).await?;
                 Ok::<_, DomainError>((row, security_event))
             })
-            .await?; // publishing takes a connection of its own
+            .await?;
         self.key_records.publish(user).await?;
         if rotated {
             self.metrics.rotations("security_event", 1);
@@ -423,7 +423,7 @@ impl Admin {
                 audit(conn, ctx, tenant.id, "secret_rotated", Some(user), details).await?;
                 Ok::<_, DomainError>(rotation)
             })
-            .await?; // publishing takes a connection of its own
+            .await?;
         self.key_records.publish(user).await?;
         self.metrics.rotations("admin", 1);
         tracing::info!(

@@ -288,18 +288,21 @@ impl Sessions {
         user: UserId,
         action: &str,
     ) -> Result<(), DomainError> {
-        self
-        .db
-        .transaction(async |conn| {
-            let Some(row) = db::users::lock_by_id(conn, user.as_uuid()).await? else {
-                return Ok(());
-            };
-            let sessions = db::sessions::revoke_all_for_user(conn, user.as_uuid(), action).await?;
-            let rotation = rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
-            let details = serde_json::json!({ "sessions_revoked": sessions, "generation": rotation.generation });
-            audit(conn, ctx, row.tenant_id.into(), action, Some(user), details).await
-        })
-        .await?;
+        self.db
+            .transaction(async |conn| {
+                let Some(row) = db::users::lock_by_id(conn, user.as_uuid()).await? else {
+                    return Ok(());
+                };
+                let sessions =
+                    db::sessions::revoke_all_for_user(conn, user.as_uuid(), action).await?;
+                let rotation = rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
+                let details = serde_json::json!({
+                    "sessions_revoked": sessions,
+                    "generation": rotation.generation,
+                });
+                audit(conn, ctx, row.tenant_id.into(), action, Some(user), details).await
+            })
+            .await?;
         self.metrics.rotations(action, 1);
         self.key_records.publish(user).await
     }
