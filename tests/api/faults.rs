@@ -227,14 +227,7 @@ impl Traffic {
 async fn recovered(app: &TestApp, after: &str) {
     let started = Instant::now();
     while started.elapsed() < RECOVERY {
-        let ready = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if ready == 200 && app.login("acme", "carol", PASSWORD).await.status() == 200 {
+        if app.readyz().await == 200 && app.login("acme", "carol", PASSWORD).await.status() == 200 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -266,6 +266,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The status `/readyz` answers now.
+    pub async fn readyz(&self) -> u16 {
+        let ready = self.client.get(self.url("/readyz")).send().await.unwrap();
+        ready.status().as_u16()
+    }
+
     /// GET `path` as the calling service; the JSON body.
     pub async fn service_get(&self, path: &str) -> Value {
         self.client

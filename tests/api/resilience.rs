@@ -140,8 +140,7 @@ async fn postgres_down(fault: Fault) {
         .await
         .unwrap();
     assert_unavailable(create, "admin").await;
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503, "not ready without Postgres");
+    assert_eq!(app.readyz().await, 503, "not ready without Postgres");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "every answer came quickly: {:?}",
@@ -158,8 +157,7 @@ async fn postgres_down(fault: Fault) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "logins work again once Postgres is back");
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(app.readyz().await, 200);
 }
 
 #[tokio::test]
@@ -255,15 +253,7 @@ async fn start_up_waits_for_postgres_and_redis_answering_probes_meanwhile() {
         .unwrap()
         .expect("not stopped");
     let app = serve(app, settings);
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.readyz().await, 200);
     let alice = app.tenant_with_user("acme", "alice").await;
     assert_eq!(app.me(&alice.token).await.status(), 200);
 }
