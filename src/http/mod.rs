@@ -2,6 +2,7 @@
 //! thin: extract, call one domain function, map the result.
 
 pub mod extract;
+pub mod form;
 pub mod handlers;
 pub mod limits;
 pub mod observe;

@@ -34,7 +34,7 @@ fn parse_form_or_json<T: DeserializeOwned>(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     match content_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(body)
+        Some("application/x-www-form-urlencoded") => super::form::from_bytes(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}"))),
         Some("application/json") => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
