@@ -17,8 +17,10 @@ use anyhow::Context;
 use diesel::Connection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseSettings;
@@ -156,8 +158,20 @@ where
     type Fut = Fut;
 }
 
+/// The pool. A pooled connection is handed out again without a test query
+/// (`RecyclingMethod::Fast`, not diesel-async's default `Verified`, which sent
+/// `SELECT 1` before every use: a second round trip for every one-query call,
+/// such as loading a key record on a cache miss). A connection is still
+/// dropped, not handed out, if its socket has closed (a Postgres restart) or a
+/// transaction broke on it; one that went silent is bounded by `Db::run`'s
+/// timeout, as a test query would have been.
 pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.as_str());
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.as_str(),
+        config,
+    );
     let timeout = Some(settings.timeout);
     Pool::builder(manager)
         .max_size(settings.pool_size)
