@@ -200,6 +200,42 @@ async fn a_query_that_outlives_the_database_timeout_is_abandoned_and_the_pool_go
     assert_eq!(sleeping, 0, "the abandoned query is cancelled");
 }
 
+#[tokio::test]
+async fn a_pooled_connection_postgres_closed_is_replaced_not_handed_out() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use tenant_jwt::db;
+
+    // What a Postgres restart or failover does to every idle pooled connection.
+    let mut settings = test_settings();
+    settings.database.pool_size = 1;
+    let db = db::prepare_pool(&settings.database).await.unwrap();
+    let backend = async || {
+        db.query(async |conn| {
+            diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
+                .get_result::<Count>(conn)
+                .await
+        })
+        .await
+    };
+    let first = backend().await.unwrap().n;
+    let mut admin = AsyncPgConnection::establish(settings.database.url.as_str())
+        .await
+        .unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The pool hands out connections without a test query first, so it must
+    // have seen the socket close: the next call gets a new connection, not
+    // an error.
+    let next = backend()
+        .await
+        .expect("a closed connection is not handed out");
+    assert_ne!(next.n, first);
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
