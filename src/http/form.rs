@@ -34,7 +34,9 @@ pub fn from_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 /// A name or a value, already decoded: a string, which an `Option` field
-/// takes as present (as serde_urlencoded does).
+/// takes as present (as serde_urlencoded does). Every form the service reads
+/// holds strings only; a number or a bool field would be refused here where
+/// serde_urlencoded parses it, so such a field needs a case below first.
 struct Part<'a>(&'a str);
 
 impl<'de> IntoDeserializer<'de, Error> for Part<'_> {
