@@ -51,3 +51,6 @@ wrk.body = '{"username":"bench","password":"bench-password-1"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 }
+
+# An awk function: a wrk latency ("812.00us", "3.41ms", "1.02s") in milliseconds.
+WRK_MS='function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }'
