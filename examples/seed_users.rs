@@ -17,11 +17,11 @@ use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tenant_jwt::cli::Cli;
 use tenant_jwt::db::{self, schema};
-use tenant_jwt::domain::ids::{Generation, Role, SessionId, TenantSlug, UserId, Username};
 use tenant_jwt::domain::key_records::{KeyRecord, SealedGeneration};
 use tenant_jwt::domain::secrets::UserSecret;
 use tenant_jwt::domain::tokens::Issuer;
-use tenant_jwt::startup::open_master_key;
+use tenant_jwt::services::open_master_key;
+use tenant_jwt::types::ids::{Generation, Role, SessionId, TenantSlug, UserId, Username};
 
 const BATCH: usize = 1_000;
 
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let issuer = Issuer::new(settings.tokens.clone(), master_key.clone());
     // One connection of its own for the long bulk load (the pool bounds each use).
     let mut conn = AsyncPgConnection::establish(settings.database.url.as_str()).await?;
-    let tenant = db::tenants::find_by_slug(&mut conn, "bench")
+    let tenant = db::tenants::find_by_slug(&mut conn, &TenantSlug::parse("bench")?)
         .await?
         .expect("tenant `bench` exists");
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
@@ -53,7 +53,11 @@ async fn main() -> anyhow::Result<()> {
         for n in start..(start + BATCH).min(count) {
             let id = UserId::generate();
             let sealed = master_key.seal(id, generation, &UserSecret::generate()?)?;
-            users.push((id, format!("cold-{}-{n}", &run[..8]), sealed));
+            users.push((
+                id,
+                Username::parse(&format!("cold-{}-{n}", &run[..8]))?,
+                sealed,
+            ));
         }
         // One transaction: the database insists every user has a current secret.
         conn.transaction(async |conn| {
@@ -62,11 +66,11 @@ async fn main() -> anyhow::Result<()> {
                     users
                         .iter()
                         .map(|(id, name, _)| db::users::NewUser {
-                            id: id.as_uuid(),
+                            id: *id,
                             tenant_id: tenant.id,
                             username: name,
                             password_hash: &password_hash,
-                            role: "member",
+                            role: Role::Member,
                         })
                         .collect::<Vec<_>>(),
                 )
@@ -77,8 +81,8 @@ async fn main() -> anyhow::Result<()> {
                     users
                         .iter()
                         .map(|(id, _, sealed)| db::secrets::NewSecret {
-                            user_id: id.as_uuid(),
-                            generation: generation.get(),
+                            user_id: *id,
+                            generation,
                             ciphertext: sealed,
                         })
                         .collect::<Vec<_>>(),
@@ -92,9 +96,9 @@ async fn main() -> anyhow::Result<()> {
             let record = KeyRecord {
                 version: 1,
                 user_id: id,
-                tenant_id: tenant.id.into(),
-                tenant_slug: TenantSlug::parse("bench")?,
-                username: Username::parse(&name)?,
+                tenant_id: tenant.id,
+                tenant_slug: tenant.slug.clone(),
+                username: name,
                 role: Role::Member,
                 disabled: false,
                 generations: vec![SealedGeneration::new(generation, sealed, None)],

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::domain::service_keys::ServiceKeys;
+use crate::types::service_keys::ServiceKeys;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -1,8 +1,8 @@
 //! What the fuzz targets (`tests/fuzz`) and the property tests beside them
 //! drive: the code that reads untrusted bytes before any store is asked. Each
 //! entry point takes arbitrary bytes and must never panic; `token_edit` also
-//! panics, on purpose, if an edited token is accepted (a forgery). Not used
-//! by the service.
+//! panics, on purpose, if an edited token is accepted (a forgery). Built
+//! only for tests and with the `fuzzing` feature; not part of the service.
 
 use std::sync::LazyLock;
 
@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::sample::{self, Signed};
 use crate::domain::verify::Unverified;
+use crate::http::body::parse_form_or_json;
+use crate::http::handlers::{introspect, sessions, tenants, users};
+use crate::http::problem::{ApiError, json_error};
 
 /// A sample user's record and a token it signed, and the moment to check
 /// tokens at (the token's own issue time, so it never expires mid-run).
@@ -66,7 +69,29 @@ pub fn request_body(data: &[u8]) {
     } else {
         "application/x-www-form-urlencoded"
     };
-    let _ = crate::http::handlers::parse_body(kind, content_type, body);
+    let _ = parse_body(kind, content_type, body);
+}
+
+/// Every request body the service reads, parsed and validated from raw
+/// bytes exactly as its handler does, with no store behind: what the fuzz
+/// target and the property tests drive. `kind` picks the body (any value is
+/// fine); the answer is whether the body would be accepted.
+fn parse_body(kind: u8, content_type: &str, body: &[u8]) -> Result<(), ApiError> {
+    fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
+    }
+    let content_type = Some(content_type);
+    match kind % 8 {
+        0 => json::<sessions::LoginRequest>(body).map(drop),
+        1 => json::<sessions::RefreshRequest>(body).map(drop),
+        2 => parse_form_or_json::<sessions::RevokeRequest>(content_type, body).map(drop),
+        3 => parse_form_or_json::<introspect::IntrospectRequest>(content_type, body).map(drop),
+        4 => json::<tenants::CreateTenant>(body)?.validated().map(drop),
+        5 => json::<users::CreateUser>(body)?.validated().map(drop),
+        6 => json::<users::PatchUser>(body)?.validated().map(drop),
+        _ => users::RotateRequest::parse(body).map(drop),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! (port 0 in tests).
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,28 +10,66 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, RecordCache, invalidation};
-use crate::config::{MasterKeySource, Settings};
-use crate::db::{self, Db};
-use crate::domain::accounts::Accounts;
-use crate::domain::admin::Admin;
-use crate::domain::key_records::KeyRecords;
+use crate::config::Settings;
+use crate::db;
+use crate::domain::error::ErrorChain;
 use crate::domain::password::PasswordHasher;
-use crate::domain::secrets::MasterKey;
 use crate::domain::sessions::Sessions;
-use crate::domain::tokens::Issuer;
-use crate::domain::verify::Verifier;
 use crate::http::handlers::health::StartupChecks;
 use crate::http::limits::Limits;
-use crate::http::{self, AppState};
+use crate::http::routes;
+use crate::http::state::AppState;
 use crate::metrics::Metrics;
+use crate::services::{Services, Stores};
 
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    background: Background,
+}
+
+/// The tasks that run beside the server (the invalidation subscriber,
+/// pruning): owned by the application, cancelled and awaited when it stops,
+/// and cancelled if it is dropped.
+struct Background {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    _cancel_on_drop: DropGuard,
+}
+
+impl Background {
+    fn new() -> Self {
+        let stop = CancellationToken::new();
+        Self {
+            tracker: TaskTracker::new(),
+            _cancel_on_drop: stop.clone().drop_guard(),
+            stop,
+        }
+    }
+
+    /// Runs `task` until it ends or the application stops.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = task => {}
+            }
+        });
+    }
+
+    /// Cancels every task and waits for them to end.
+    async fn shut_down(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// The first wait between two attempts to reach Postgres and Redis at
@@ -75,7 +112,7 @@ impl Application {
             App::new()
                 .wrap(security_headers())
                 .app_data(probe_checks.clone())
-                .configure(http::configure_starting)
+                .configure(routes::configure_starting)
         })
         .workers(1)
         .shutdown_timeout(1)
@@ -96,16 +133,17 @@ impl Application {
     fn serve(
         settings: &Settings,
         state: web::Data<AppState>,
+        background: Background,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(http::observe::observe))
+                .wrap(from_fn(crate::http::observe::observe))
                 .wrap(security_headers())
                 .app_data(app_state.clone())
-                .configure(http::configure)
+                .configure(routes::configure)
         })
         .shutdown_timeout(10)
         .listen(listener)?;
@@ -117,6 +155,7 @@ impl Application {
             port,
             server: server.run(),
             state,
+            background,
         })
     }
 
@@ -129,11 +168,12 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped; SIGTERM and Ctrl-C stop gracefully.
-    /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish
-    /// (10 s at most), then close the Postgres pool.
+    /// Serves until stopped; SIGTERM and Ctrl-C stop gracefully: stop
+    /// accepting, let requests in flight finish (10 s at most), stop the
+    /// background tasks, then close the Postgres pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.background.shut_down().await;
         self.state.db.close();
         tracing::info!("stopped");
         served
@@ -158,9 +198,10 @@ impl Starting {
     /// stopped meanwhile (SIGTERM, Ctrl-C). Errors are what waiting cannot
     /// mend: a wrong master key, a failed migration.
     pub async fn connect(mut self) -> anyhow::Result<Option<Application>> {
+        let background = Background::new();
         let ready = async {
             wait_for_stores(&self.settings, &self.checks).await?;
-            build_state(&self.settings).await
+            build_state(&self.settings, &background).await
         };
         let state = tokio::select! {
             state = ready => state,
@@ -172,8 +213,8 @@ impl Starting {
         self.probes.stop(true).await;
         let _ = self.probes_stopped.await;
         let state = web::Data::new(state?);
-        spawn_limit_pruning(state.clone());
-        Application::serve(&self.settings, state, self.listener).map(Some)
+        background.spawn(prune_limits(state.clone()));
+        Application::serve(&self.settings, state, background, self.listener).map(Some)
     }
 }
 
@@ -207,40 +248,8 @@ async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow:
     }
 }
 
-/// What every command that touches users needs: the prepared database, the
-/// checked master key and the cache.
-pub struct Stores {
-    pub pool: Db,
-    pub master_key: Arc<MasterKey>,
-    pub cache: RecordCache,
-}
-
-impl Stores {
-    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = db::prepare_pool(&settings.database).await?;
-        let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
-        let cache = RecordCache::connect(&settings.redis)
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to Redis at {}",
-                    crate::config::redacted_url(&settings.redis.url)
-                )
-            })?;
-        Ok(Self {
-            pool,
-            master_key,
-            cache,
-        })
-    }
-}
-
-async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
-    let Stores {
-        pool,
-        master_key,
-        cache,
-    } = Stores::open(settings).await?;
+async fn build_state(settings: &Settings, background: &Background) -> anyhow::Result<AppState> {
+    let stores = Stores::open(settings).await?;
     if settings.service_keys.is_empty() {
         tracing::warn!(
             "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"
@@ -249,48 +258,30 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let metrics = Metrics::new();
     let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue)?;
     let local = LocalCache::new(settings.redis.local.capacity, settings.redis.local.ttl);
-    tokio::spawn(invalidation::run(
-        cache.subscription(settings.redis.local.heartbeat),
+    background.spawn(invalidation::run(
+        stores.cache.subscription(settings.redis.local.heartbeat),
         local.clone(),
         metrics.clone(),
     ));
-    let key_records = KeyRecords::new(pool.clone(), cache.clone(), local, metrics.clone());
-    let verifier = Verifier::new(
-        &settings.tokens,
-        master_key.clone(),
-        key_records.clone(),
-        metrics.clone(),
-    );
-    let sessions = Sessions::new(
-        pool.clone(),
-        key_records.clone(),
-        Issuer::new(settings.tokens.clone(), master_key.clone()),
-        verifier.clone(),
-        master_key.clone(),
-        settings.tokens.refresh_ttl,
-        metrics.clone(),
-    );
-    spawn_pruning(sessions.clone(), settings.prune_interval);
+    let services = Services::wire(settings, &stores, hasher, local, &metrics);
+    background.spawn(prune_sessions(
+        services.sessions.clone(),
+        settings.prune_interval,
+    ));
+    let Services {
+        accounts,
+        admin,
+        sessions,
+        verifier,
+    } = services;
     Ok(AppState {
-        accounts: Accounts::new(
-            pool.clone(),
-            hasher.clone(),
-            key_records.clone(),
-            sessions.clone(),
-            metrics.clone(),
-        ),
-        admin: Admin::new(
-            pool.clone(),
-            hasher,
-            master_key,
-            key_records,
-            metrics.clone(),
-        ),
+        accounts,
+        admin,
         limits: Limits::new(&settings.limits, metrics.clone()),
         verifier,
         sessions,
-        db: pool,
-        cache,
+        db: stores.pool,
+        cache: stores.cache,
         metrics,
         service_keys: settings.service_keys.clone(),
         readiness_timeout: settings.database.timeout,
@@ -298,60 +289,26 @@ async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
 }
 
 /// Keeps the rate limiters' memory bounded by recently seen keys.
-fn spawn_limit_pruning(state: web::Data<AppState>) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            ticks.tick().await;
-            state.limits.prune();
-        }
-    });
+async fn prune_limits(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        state.limits.prune();
+    }
 }
 
-/// Deletes expired refresh tokens and sessions every `interval`, for as long
-/// as the runtime that started the application lives.
-fn spawn_pruning(sessions: Sessions, interval: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match sessions.prune().await {
-                Ok((0, 0)) => {}
-                Ok((refresh_tokens, sessions)) => {
-                    tracing::info!(refresh_tokens, sessions, "pruned expired rows")
-                }
-                Err(e) => tracing::warn!(error = %e, "pruning expired rows failed"),
+/// Deletes expired refresh tokens and sessions every `interval`.
+async fn prune_sessions(sessions: Sessions, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sessions.prune().await {
+            Ok((0, 0)) => {}
+            Ok((refresh_tokens, sessions)) => {
+                tracing::info!(refresh_tokens, sessions, "pruned expired rows")
             }
+            Err(e) => tracing::warn!(error = %ErrorChain(&e), "pruning expired rows failed"),
         }
-    });
-}
-
-/// Loads the master key (from the setting, or from the key file, creating it
-/// on first start) and checks it is the key this database was set up with.
-pub async fn open_master_key(source: &MasterKeySource, pool: &Db) -> anyhow::Result<MasterKey> {
-    let key = match source {
-        MasterKeySource::Inline(encoded) => {
-            MasterKey::from_base64(encoded).context("TENANT_JWT_MASTER_KEY is invalid")?
-        }
-        MasterKeySource::File(path) => {
-            let (key, created) = MasterKey::load_or_create_file(path)?;
-            tracing::warn!(
-                path = %path.display(),
-                created,
-                "no TENANT_JWT_MASTER_KEY set: using the master key file. Back it up: without it no stored secret can be opened"
-            );
-            key
-        }
-    };
-    let check = key.key_check_value()?;
-    let stored = pool
-        .query(async |conn| db::master_key_check::get_or_insert(conn, &check).await)
-        .await?;
-    anyhow::ensure!(
-        key.matches_key_check_value(&stored),
-        "the master key does not match the one this database was set up with; \
-         refusing to start (every stored secret would fail to open)"
-    );
-    Ok(key)
+    }
 }

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 
 use super::local::LocalCache;
-use crate::domain::ids::UserId;
 use crate::metrics::Metrics;
+use crate::types::ids::UserId;
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

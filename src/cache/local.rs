@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::domain::ids::UserId;
+use crate::types::ids::UserId;
 
 /// The epoch a load started in; only valid for inserting what that load read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use crate::config::RedisSettings;
-use crate::domain::ids::UserId;
+use crate::types::ids::UserId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

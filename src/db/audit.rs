@@ -5,17 +5,19 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::page::{Keyset, keyset};
 use super::schema::audit_events;
+use crate::types::ids::{TenantId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct AuditRow {
     pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub actor_kind: String,
     pub actor_id: String,
     pub action: String,
-    pub target_user_id: Option<Uuid>,
+    pub target_user_id: Option<UserId>,
     pub details: serde_json::Value,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -29,20 +31,15 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &AuditRow) -> QueryResult
         .map(drop)
 }
 
+/// A page of a tenant's events, oldest first.
 pub async fn page(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
+    tenant: TenantId,
+    page: Keyset,
 ) -> QueryResult<Vec<AuditRow>> {
-    let mut query = audit_events::table
-        .filter(audit_events::tenant_id.eq(tenant_id))
+    let query = audit_events::table
+        .filter(audit_events::tenant_id.eq(tenant))
         .select(AuditRow::as_select())
-        .order(audit_events::id.asc())
-        .limit(limit)
         .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(audit_events::id.gt(after));
-    }
-    query.load(conn).await
+    keyset!(query, audit_events::id, page).load(conn).await
 }

@@ -2,17 +2,16 @@
 //! generation. The database itself keeps exactly one current generation per
 //! user (see the migration).
 
+use super::schema::user_secrets;
+use crate::types::ids::{Generation, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
-
-use super::schema::user_secrets;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = user_secrets, check_for_backend(diesel::pg::Pg))]
 pub struct SecretRow {
-    pub generation: i64,
+    pub generation: Generation,
     pub ciphertext: Vec<u8>,
     pub retired_at: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
@@ -21,8 +20,8 @@ pub struct SecretRow {
 #[derive(Insertable)]
 #[diesel(table_name = user_secrets)]
 pub struct NewSecret<'a> {
-    pub user_id: Uuid,
-    pub generation: i64,
+    pub user_id: UserId,
+    pub generation: Generation,
     pub ciphertext: &'a [u8],
 }
 
@@ -36,9 +35,9 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewSecret<'_>) -> QueryRe
 
 /// The generations that can still verify a token: the current one, and
 /// retired ones whose grace period has not ended. Newest first.
-pub async fn usable(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<SecretRow>> {
+pub async fn usable(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<Vec<SecretRow>> {
     user_secrets::table
-        .filter(user_secrets::user_id.eq(user_id))
+        .filter(user_secrets::user_id.eq(user))
         .filter(
             user_secrets::retired_at
                 .is_null()
@@ -51,9 +50,12 @@ pub async fn usable(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<
 }
 
 /// The user's current generation.
-pub async fn current_generation(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i64> {
+pub async fn current_generation(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> QueryResult<Generation> {
     user_secrets::table
-        .filter(user_secrets::user_id.eq(user_id))
+        .filter(user_secrets::user_id.eq(user))
         .filter(user_secrets::retired_at.is_null())
         .select(user_secrets::generation)
         .first(conn)
@@ -63,11 +65,11 @@ pub async fn current_generation(conn: &mut AsyncPgConnection, user_id: Uuid) -> 
 /// Retires a generation now; its tokens stay valid until `valid_until`.
 pub async fn retire(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    generation: i64,
+    user: UserId,
+    generation: Generation,
     valid_until: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(user_secrets::table.find((user_id, generation)))
+    diesel::update(user_secrets::table.find((user, generation)))
         .set((
             user_secrets::retired_at.eq(diesel::dsl::now),
             user_secrets::valid_until.eq(valid_until),

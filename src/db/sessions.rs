@@ -3,15 +3,15 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::{refresh_tokens, sessions};
+use crate::types::ids::{SessionId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct SessionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub access_valid_until: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -19,23 +19,31 @@ pub struct SessionRow {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct RefreshRow {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub expires_at: DateTime<Utc>,
     pub spent_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Which sessions a revocation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    One(SessionId),
+    /// Every session of the user.
+    AllOf(UserId),
+}
+
 pub async fn insert_session(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
-    user_id: Uuid,
+    id: SessionId,
+    user: UserId,
     access_valid_until: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(id),
-            sessions::user_id.eq(user_id),
+            sessions::user_id.eq(user),
             sessions::access_valid_until.eq(access_valid_until),
         ))
         .execute(conn)
@@ -45,7 +53,7 @@ pub async fn insert_session(
 
 pub async fn lock_session(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: SessionId,
 ) -> QueryResult<Option<SessionRow>> {
     sessions::table
         .find(id)
@@ -59,7 +67,7 @@ pub async fn lock_session(
 /// Records that an access token valid until `until` was issued in the session.
 pub async fn extend_session(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: SessionId,
     until: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(sessions::table.find(id))
@@ -69,69 +77,50 @@ pub async fn extend_session(
         .map(drop)
 }
 
-/// Revokes one session and its refresh tokens; false if it was revoked already.
-pub async fn revoke_session(
+/// Revokes sessions that are not revoked yet, and their refresh tokens;
+/// returns how many sessions it revoked.
+pub async fn revoke(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
-    reason: &str,
-) -> QueryResult<bool> {
-    let revoked = diesel::update(
-        sessions::table
-            .find(id)
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set((
-        sessions::revoked_at.eq(diesel::dsl::now),
-        sessions::revoke_reason.eq(reason),
-    ))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::session_id.eq(id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
-    .await?;
-    Ok(revoked > 0)
-}
-
-/// Revokes every session and refresh token of a user; returns the sessions revoked.
-pub async fn revoke_all_for_user(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
+    which: Sessions,
     reason: &str,
 ) -> QueryResult<usize> {
-    let revoked = diesel::update(
-        sessions::table
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set((
-        sessions::revoked_at.eq(diesel::dsl::now),
-        sessions::revoke_reason.eq(reason),
-    ))
-    .execute(conn)
-    .await?;
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
-    .await?;
+    let mut revoke_sessions = diesel::update(sessions::table)
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    let mut revoke_tokens = diesel::update(refresh_tokens::table)
+        .filter(refresh_tokens::revoked_at.is_null())
+        .into_boxed();
+    match which {
+        Sessions::One(id) => {
+            revoke_sessions = revoke_sessions.filter(sessions::id.eq(id));
+            revoke_tokens = revoke_tokens.filter(refresh_tokens::session_id.eq(id));
+        }
+        Sessions::AllOf(user) => {
+            revoke_sessions = revoke_sessions.filter(sessions::user_id.eq(user));
+            revoke_tokens = revoke_tokens.filter(refresh_tokens::user_id.eq(user));
+        }
+    }
+    let revoked = revoke_sessions
+        .set((
+            sessions::revoked_at.eq(diesel::dsl::now),
+            sessions::revoke_reason.eq(reason),
+        ))
+        .execute(conn)
+        .await?;
+    revoke_tokens
+        .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
     Ok(revoked)
 }
 
 /// Revoked sessions of a user whose access tokens may not all have expired.
 pub async fn revoked_and_live(
     conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-) -> QueryResult<Vec<Uuid>> {
+    user: UserId,
+) -> QueryResult<Vec<SessionId>> {
     sessions::table
-        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::user_id.eq(user))
         .filter(sessions::revoked_at.is_not_null())
         .filter(sessions::access_valid_until.gt(diesel::dsl::now))
         .select(sessions::id)
@@ -139,19 +128,21 @@ pub async fn revoked_and_live(
         .await
 }
 
-pub async fn insert_refresh(
-    conn: &mut AsyncPgConnection,
-    token_hash: &[u8],
-    session_id: Uuid,
-    user_id: Uuid,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<()> {
+/// A refresh token to record, by the hash of its value.
+pub struct NewRefresh<'a> {
+    pub token_hash: &'a [u8],
+    pub session: SessionId,
+    pub user: UserId,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_refresh(conn: &mut AsyncPgConnection, new: NewRefresh<'_>) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
         .values((
-            refresh_tokens::token_hash.eq(token_hash),
-            refresh_tokens::session_id.eq(session_id),
-            refresh_tokens::user_id.eq(user_id),
-            refresh_tokens::expires_at.eq(expires_at),
+            refresh_tokens::token_hash.eq(new.token_hash),
+            refresh_tokens::session_id.eq(new.session),
+            refresh_tokens::user_id.eq(new.user),
+            refresh_tokens::expires_at.eq(new.expires_at),
         ))
         .execute(conn)
         .await

@@ -3,25 +3,25 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::tenants;
+use crate::types::ids::{TenantId, TenantName, TenantSlug};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct TenantRow {
-    pub id: Uuid,
-    pub slug: String,
-    pub name: String,
+    pub id: TenantId,
+    pub slug: TenantSlug,
+    pub name: TenantName,
     pub created_at: DateTime<Utc>,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = tenants)]
 pub struct NewTenant<'a> {
-    pub id: Uuid,
-    pub slug: &'a str,
-    pub name: &'a str,
+    pub id: TenantId,
+    pub slug: &'a TenantSlug,
+    pub name: &'a TenantName,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: NewTenant<'_>) -> QueryResult<TenantRow> {
@@ -34,7 +34,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewTenant<'_>) -> QueryRe
 
 pub async fn find_by_slug(
     conn: &mut AsyncPgConnection,
-    slug: &str,
+    slug: &TenantSlug,
 ) -> QueryResult<Option<TenantRow>> {
     tenants::table
         .filter(tenants::slug.eq(slug))
@@ -46,12 +46,12 @@ pub async fn find_by_slug(
 
 /// Locks a tenant's row until the transaction ends: changes that could remove
 /// its last admin take turns.
-pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+pub async fn lock(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<()> {
     tenants::table
-        .find(id)
+        .find(tenant)
         .select(tenants::id)
         .for_update()
-        .first::<Uuid>(conn)
+        .first::<TenantId>(conn)
         .await
         .map(drop)
 }

@@ -1,69 +1,12 @@
-//! Tenants, users and login. Every entry point here is shared by the HTTP
-//! handlers and the CLI.
+//! Password login: the one way a session starts.
 
-use super::error::{Conflict, DomainError, LoginFailure, is_unique_violation};
-use super::ids::{Role, TenantId, TenantName, TenantSlug, UserId, Username};
+use super::error::{DomainError, LoginFailure};
 use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
 use super::sessions::{Sessions, TokenPair};
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
-use chrono::{DateTime, Utc};
-
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub slug: TenantSlug,
-    pub name: TenantName,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: UserId,
-    pub tenant_id: TenantId,
-    pub username: Username,
-    pub role: Role,
-    pub disabled: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-pub async fn create_tenant(
-    db: &Db,
-    slug: TenantSlug,
-    name: TenantName,
-) -> Result<Tenant, DomainError> {
-    let new = db::tenants::NewTenant {
-        id: TenantId::generate().as_uuid(),
-        slug: slug.as_str(),
-        name: name.as_str(),
-    };
-    let row = db
-        .run(async |conn| {
-            db::tenants::insert(conn, new).await.map_err(|e| {
-                if is_unique_violation(&e) {
-                    DomainError::Conflict(Conflict::TenantSlug)
-                } else {
-                    e.into()
-                }
-            })
-        })
-        .await?;
-    tracing::info!(tenant = %slug, tenant_id = %row.id, "tenant created");
-    Ok(Tenant {
-        id: row.id.into(),
-        slug,
-        name,
-        created_at: row.created_at,
-    })
-}
-
-/// What it takes to create a user.
-pub struct NewUser {
-    pub username: Username,
-    pub password: Password,
-    pub role: Role,
-}
+use crate::types::ids::{TenantSlug, UserId, Username};
 
 /// Password login, and the sessions it starts.
 #[derive(Clone)]
@@ -124,9 +67,7 @@ impl Accounts {
         let candidate = match &names {
             Some((tenant, username)) => {
                 self.db
-                    .query(async |conn| {
-                        db::users::find_by_login(conn, tenant.as_str(), username.as_str()).await
-                    })
+                    .query(async |conn| db::users::find_by_login(conn, tenant, username).await)
                     .await?
             }
             None => None,
@@ -142,12 +83,12 @@ impl Accounts {
             None if names.is_none() => return refuse(LoginFailure::MalformedInput, None),
             None => return refuse(LoginFailure::UnknownUser, None),
             Some(user) if !password_matches => {
-                return refuse(LoginFailure::WrongPassword, Some(user.id.into()));
+                return refuse(LoginFailure::WrongPassword, Some(user.id));
             }
             Some(user) if user.disabled_at.is_some() => {
-                return refuse(LoginFailure::Disabled, Some(user.id.into()));
+                return refuse(LoginFailure::Disabled, Some(user.id));
             }
-            Some(user) => UserId::from(user.id),
+            Some(user) => user.id,
         };
         let Some(record) = self.key_records.load(user).await? else {
             // Deleted between the password check and now.

@@ -1,14 +1,23 @@
 //! The domain layer's one error type. The HTTP edge maps each variant to a
-//! status and a stable problem code; the CLI prints it. Causes of
-//! `Unavailable` and `Internal` are for logs, never for clients.
+//! status and a stable problem code; the CLI prints it with its causes.
+//!
+//! Which variant to use: `Invalid` for input that can never be valid (the
+//! caller's fault, 400); `Conflict` and `NotFound` for state; the three
+//! `Invalid…` authentication failures, whose reasons are for logs only (every
+//! one looks the same from outside); `Unavailable` when a dependency could
+//! not be reached in time and a retry may succeed (503); `Internal` for a bug
+//! or a broken invariant (500). The last two keep their cause as `source`,
+//! for the log line written where the request ends; it is never sent.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::ids::InvalidInput;
 use super::password::PasswordError;
 use super::secrets::SecretError;
-use super::verify::Rejection;
 use crate::db::DbError;
+use crate::types::ids::InvalidInput;
+
+/// A cause of any kind, kept for the logs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -28,12 +37,45 @@ pub enum DomainError {
     /// A token that did not verify. The reason is for logs only.
     #[error("token rejected: {}", .0.as_str())]
     InvalidToken(Rejection),
-    /// A dependency (Postgres) could not be reached in time; worth retrying.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    /// A dependency (Postgres, Redis, the hashing queue) could not be used in
+    /// time; worth retrying.
+    #[error("unavailable")]
+    Unavailable(#[source] BoxError),
     /// A bug or a broken invariant.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// An error and its sources, `: `-separated, for log lines. A source whose
+/// text its parent already ends with (`"redis: {0}"` over the Redis error)
+/// is not repeated.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut said = self.0.to_string();
+        f.write_str(&said)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !said.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            said = text;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl DomainError {
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        DomainError::Unavailable(cause.into())
+    }
+
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        DomainError::Internal(cause.into())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +150,7 @@ impl RefreshFailure {
 impl From<DbError> for DomainError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) | DbError::TimedOut(_) => {
-                DomainError::Unavailable(e.to_string())
-            }
+            DbError::Unavailable(_) | DbError::TimedOut(_) => DomainError::unavailable(e),
             DbError::Query(e) => e.into(),
         }
     }
@@ -123,28 +163,72 @@ impl From<DieselError> for DomainError {
             // closed socket as "unable to send"): Postgres is unreachable.
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                info,
-            ) => DomainError::Unavailable(info.message().to_owned()),
-            DieselError::BrokenTransactionManager => {
-                DomainError::Unavailable("the connection broke mid-transaction".into())
-            }
-            other => DomainError::Internal(format!("database: {other}")),
+                _,
+            )
+            | DieselError::BrokenTransactionManager => DomainError::unavailable(e),
+            other => DomainError::internal(other),
         }
     }
 }
 
 impl From<SecretError> for DomainError {
     fn from(e: SecretError) -> Self {
-        DomainError::Internal(e.to_string())
+        DomainError::internal(e)
     }
 }
 
 impl From<PasswordError> for DomainError {
     fn from(e: PasswordError) -> Self {
         match e {
-            PasswordError::Busy => DomainError::Unavailable(e.to_string()),
-            other => DomainError::Internal(other.to_string()),
+            PasswordError::Busy => DomainError::unavailable(e),
+            other => DomainError::internal(other),
         }
+    }
+}
+
+/// Why a token was rejected. Logged (and later counted), never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    UnsupportedAlgorithm,
+    UnknownUser,
+    RetiredGeneration,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    WrongIssuer,
+    WrongAudience,
+    ClaimsMismatch,
+    Disabled,
+    RevokedSession,
+    UndecryptableSecret,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
+            Rejection::UnknownUser => "unknown_user",
+            Rejection::RetiredGeneration => "retired_generation",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not_yet_valid",
+            Rejection::IssuedInFuture => "issued_in_future",
+            Rejection::WrongIssuer => "wrong_issuer",
+            Rejection::WrongAudience => "wrong_audience",
+            Rejection::ClaimsMismatch => "claims_mismatch",
+            Rejection::Disabled => "disabled",
+            Rejection::RevokedSession => "revoked_session",
+            Rejection::UndecryptableSecret => "undecryptable_secret",
+        }
+    }
+}
+
+impl From<Rejection> for DomainError {
+    fn from(reason: Rejection) -> Self {
+        DomainError::InvalidToken(reason)
     }
 }
 
@@ -159,6 +243,27 @@ pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        let db = DbError::TimedOut(std::time::Duration::from_secs(5));
+        let e = DomainError::from(db);
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "unavailable: database did not answer within 5s"
+        );
+        let io = std::io::Error::other("disk on fire");
+        let file = SecretError::KeyFile {
+            path: "k".into(),
+            source: io,
+        };
+        let e = DomainError::from(file);
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "internal error: master key file k: disk on fire",
+            "the io error, already in its parent's text, is not repeated"
+        );
+    }
 
     #[test]
     fn a_broken_connection_is_unavailable_not_internal() {

@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
-use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 use super::secrets::{MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
+use crate::types::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -102,6 +102,11 @@ mod base64_bytes {
     }
 }
 
+/// A committed change whose new record could not be put into Redis.
+#[derive(Debug, thiserror::Error)]
+#[error("the change is saved but the cache could not be updated; retry")]
+struct Unpublished(#[source] CacheError);
+
 /// What the in-process level holds for a user: the record, or its absence.
 pub type LocalRecords = LocalCache<Option<Arc<KeyRecord>>>;
 
@@ -176,40 +181,37 @@ impl KeyRecords {
         let rows = self
             .db
             .query(async |conn| {
-                let Some(found) = db::users::find_with_tenant_slug(conn, user.as_uuid()).await?
-                else {
+                let Some(found) = db::users::find_with_tenant_slug(conn, user).await? else {
                     return Ok(None);
                 };
-                let secrets = db::secrets::usable(conn, user.as_uuid()).await?;
-                let revoked = db::sessions::revoked_and_live(conn, user.as_uuid()).await?;
+                let secrets = db::secrets::usable(conn, user).await?;
+                let revoked = db::sessions::revoked_and_live(conn, user).await?;
                 Ok(Some((found, secrets, revoked)))
             })
             .await?;
-        let Some(((user_row, slug), secrets, revoked_sessions)) = rows else {
+        let Some(((user_row, tenant_slug), secrets, revoked_sessions)) = rows else {
             return Ok(None);
         };
-        let corrupt =
-            |e: super::ids::InvalidInput| DomainError::Internal(format!("stored user {user}: {e}"));
         Ok(Some(KeyRecord {
             version: user_row.record_version,
             user_id: user,
-            tenant_id: user_row.tenant_id.into(),
-            tenant_slug: TenantSlug::parse(&slug).map_err(corrupt)?,
-            username: Username::parse(&user_row.username).map_err(corrupt)?,
-            role: Role::parse(&user_row.role).map_err(corrupt)?,
+            tenant_id: user_row.tenant_id,
+            tenant_slug,
+            username: user_row.username,
+            role: user_row.role,
             disabled: user_row.disabled_at.is_some(),
             generations: secrets
                 .into_iter()
                 .map(|row| {
                     SealedGeneration::new(
-                        Generation::from_db(row.generation),
+                        row.generation,
                         row.ciphertext,
                         row.retired_at
                             .map(|retired| row.valid_until.unwrap_or(retired)),
                     )
                 })
                 .collect(),
-            revoked_sessions: revoked_sessions.into_iter().map(SessionId::from).collect(),
+            revoked_sessions,
         }))
     }
 
@@ -221,8 +223,7 @@ impl KeyRecords {
         let record = self.load_from_db(user).await?;
         let written = match &record {
             Some(record) => {
-                let payload =
-                    serde_json::to_vec(record).map_err(|e| DomainError::Internal(e.to_string()))?;
+                let payload = serde_json::to_vec(record).map_err(DomainError::internal)?;
                 self.cache.put_record(user, record.version, &payload).await
             }
             None => self.cache.put_absent(user, 0).await,
@@ -254,9 +255,7 @@ impl KeyRecords {
         // Best effort: without an entry, readers fall through to Postgres.
         let removed = self.cache.remove(user).await;
         tracing::error!(%user, error = %e, removed = removed.is_ok(), "could not publish a changed key record");
-        Err(DomainError::Unavailable(format!(
-            "the change is saved but the cache could not be updated ({e}); retry"
-        )))
+        Err(DomainError::unavailable(Unpublished(e)))
     }
 
     async fn write_back(&self, user: UserId, record: Option<&KeyRecord>) {

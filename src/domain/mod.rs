@@ -1,18 +1,27 @@
-//! The domain layer: accounts, secrets, tokens and their verification. It
-//! owns transactions and calls storage (`db`, `cache`); it knows nothing of HTTP.
+//! The domain layer: accounts, administration, sessions, secrets, tokens and
+//! their verification. It owns transactions and calls storage (`db`,
+//! `cache`); it knows nothing of HTTP.
+//!
+//! Read bottom-up: `error`, `secrets`, `password` and `page` stand alone;
+//! `key_records` (what verification needs of a user) and `tokens` build on
+//! them; `verify` is the hot path; `users`, `audit` and `rotation` are the
+//! shared pieces of every change; `sessions`, `accounts` (login) and `admin`
+//! are the services the HTTP edge and the CLI call.
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod error;
-pub mod ids;
 pub mod key_records;
+pub mod page;
 pub mod password;
-#[doc(hidden)]
+pub mod rotation;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod sample;
 pub mod secrets;
-pub mod service_keys;
 pub mod sessions;
 pub mod tokens;
+pub mod users;
 pub mod verify;
 
 pub use error::DomainError;

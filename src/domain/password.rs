@@ -12,7 +12,7 @@ use base64::Engine;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use super::ids::InvalidInput;
+use crate::types::ids::InvalidInput;
 
 /// A password as typed by a user. Never printed, zeroed on drop.
 #[derive(Clone)]

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 use super::key_records::{KeyRecord, SealedGeneration};
 use super::secrets::{MasterKey, UserSecret};
 use super::tokens::Issuer;
 use super::verify::TokenRules;
 use crate::config::TokenSettings;
+use crate::types::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 
 pub struct Signed {
     pub master_key: Arc<MasterKey>,

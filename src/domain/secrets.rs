@@ -20,7 +20,7 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::ids::{Generation, UserId};
+use crate::types::ids::{Generation, UserId};
 
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;

@@ -19,15 +19,18 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::admin::{Actor, AuditContext, audit, rotate_locked};
+use super::audit::{self, Actor, AuditContext};
 use super::error::{DomainError, RefreshFailure};
-use super::ids::{SessionId, TenantId, UserId};
 use super::key_records::{KeyRecord, KeyRecords};
+use super::rotation::rotate_locked;
 use super::secrets::MasterKey;
 use super::tokens::{IssuedToken, Issuer};
 use super::verify::Verifier;
+use crate::db::sessions::{NewRefresh, Sessions as Which};
+use crate::db::users::Lock;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
+use crate::types::ids::{SessionId, TenantId, UserId};
 
 const REFRESH_PREFIX: &str = "tjr_";
 
@@ -38,7 +41,7 @@ impl RefreshToken {
     fn generate() -> Result<Self, DomainError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut())
-            .map_err(|e| DomainError::Internal(format!("OS random number generator: {e}")))?;
+            .map_err(DomainError::internal)?;
         Ok(Self(Zeroizing::new(format!(
             "{REFRESH_PREFIX}{}",
             URL_SAFE_NO_PAD.encode(bytes.as_ref())
@@ -77,6 +80,17 @@ struct Minted {
     access_until: DateTime<Utc>,
 }
 
+impl Minted {
+    fn refresh_row(&self, session: SessionId, user: UserId) -> NewRefresh<'_> {
+        NewRefresh {
+            token_hash: &self.refresh_hash,
+            session,
+            user,
+            expires_at: self.refresh_expires_at,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Sessions {
     db: Db,
@@ -109,12 +123,11 @@ impl Sessions {
         }
     }
 
-    /// A new pair for session `sid`, and what Postgres must record of it.
+    /// A new pair for `user`'s session `sid`, and what Postgres must record of it.
     fn mint(&self, record: &KeyRecord, sid: SessionId) -> Result<Minted, DomainError> {
         let access = self.issuer.issue(record, sid)?;
         let refresh_token = RefreshToken::generate()?;
-        let ttl = chrono::Duration::from_std(self.refresh_ttl)
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let ttl = chrono::Duration::from_std(self.refresh_ttl).map_err(DomainError::internal)?;
         Ok(Minted {
             refresh_hash: RefreshToken::hash_of(refresh_token.expose()),
             refresh_expires_at: Utc::now() + ttl,
@@ -131,12 +144,11 @@ impl Sessions {
     pub async fn start(&self, record: &KeyRecord) -> Result<TokenPair, DomainError> {
         let sid = SessionId::generate();
         let minted = self.mint(record, sid)?;
-        let (user, session) = (record.user_id.as_uuid(), sid.as_uuid());
+        let user = record.user_id;
         self.db
             .transaction(async |conn| {
-                db::sessions::insert_session(conn, session, user, minted.access_until).await?;
-                let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
-                db::sessions::insert_refresh(conn, hash, session, user, expires_at).await?;
+                db::sessions::insert_session(conn, sid, user, minted.access_until).await?;
+                db::sessions::insert_refresh(conn, minted.refresh_row(sid, user)).await?;
                 Ok::<_, DomainError>(())
             })
             .await?;
@@ -159,7 +171,7 @@ impl Sessions {
         let Some(found) = found else {
             return refuse(RefreshFailure::Unknown, None);
         };
-        let user = UserId::from(found.user_id);
+        let user = found.user_id;
         if found.spent_at.is_some() {
             self.reuse_detected(user).await?;
             return refuse(RefreshFailure::Reused, Some(user));
@@ -180,7 +192,7 @@ impl Sessions {
             return refuse(RefreshFailure::Disabled, Some(user));
         }
 
-        let sid = SessionId::from(found.session_id);
+        let sid = found.session_id;
         let minted = self.mint(&record, sid)?;
         let outcome = self
             .db
@@ -190,14 +202,12 @@ impl Sessions {
                 if db::sessions::spend_refresh(conn, &hash).await?.is_none() {
                     return Ok(Err(RefreshFailure::Reused));
                 }
-                match db::sessions::lock_session(conn, sid.as_uuid()).await? {
+                match db::sessions::lock_session(conn, sid).await? {
                     Some(session) if session.revoked_at.is_none() => {}
                     _ => return Ok(Err(RefreshFailure::Revoked)),
                 }
-                db::sessions::extend_session(conn, sid.as_uuid(), minted.access_until).await?;
-                let (hash, expires_at) = (&minted.refresh_hash, minted.refresh_expires_at);
-                db::sessions::insert_refresh(conn, hash, sid.as_uuid(), user.as_uuid(), expires_at)
-                    .await?;
+                db::sessions::extend_session(conn, sid, minted.access_until).await?;
+                db::sessions::insert_refresh(conn, minted.refresh_row(sid, user)).await?;
                 Ok::<_, DomainError>(Ok(()))
             })
             .await?;
@@ -215,11 +225,7 @@ impl Sessions {
     /// rotate their secret, so every token they hold dies.
     async fn reuse_detected(&self, user: UserId) -> Result<(), DomainError> {
         tracing::warn!(user_id = %user, "refresh token reuse detected: revoking every session and rotating the secret");
-        let ctx = AuditContext {
-            actor: Actor::System,
-            request_id: None,
-        };
-        self.kill_everything(&ctx, user, "refresh_token_reused")
+        self.kill_everything(&AuditContext::SYSTEM, user, "refresh_token_reused")
             .await
     }
 
@@ -231,7 +237,7 @@ impl Sessions {
     /// Ends every session of the user and rotates their secret.
     pub async fn logout_all(&self, user: UserId, tenant: TenantId) -> Result<(), DomainError> {
         let ctx = AuditContext {
-            actor: Actor::Admin { user, tenant },
+            actor: Actor::User { user, tenant },
             request_id: None,
         };
         self.kill_everything(&ctx, user, "logout_all").await
@@ -249,7 +255,7 @@ impl Sessions {
             };
             if let Some(found) = found {
                 return self
-                    .revoke_session(found.user_id.into(), found.session_id.into(), "revoked")
+                    .revoke_session(found.user_id, found.session_id, "revoked")
                     .await;
             }
             return Ok(());
@@ -272,8 +278,8 @@ impl Sessions {
     ) -> Result<(), DomainError> {
         self.db
             .transaction(async |conn| {
-                db::sessions::revoke_session(conn, sid.as_uuid(), reason).await?;
-                db::users::bump_version(conn, user.as_uuid()).await?;
+                db::sessions::revoke(conn, Which::One(sid), reason).await?;
+                db::users::bump_version(conn, user).await?;
                 Ok::<_, DomainError>(())
             })
             .await?;
@@ -290,17 +296,16 @@ impl Sessions {
     ) -> Result<(), DomainError> {
         self.db
             .transaction(async |conn| {
-                let Some(row) = db::users::lock_by_id(conn, user.as_uuid()).await? else {
+                let Some(row) = db::users::find(conn, user, Lock::ForUpdate).await? else {
                     return Ok(());
                 };
-                let sessions =
-                    db::sessions::revoke_all_for_user(conn, user.as_uuid(), action).await?;
+                let sessions = db::sessions::revoke(conn, Which::AllOf(user), action).await?;
                 let rotation = rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
                 let details = serde_json::json!({
                     "sessions_revoked": sessions,
                     "generation": rotation.generation,
                 });
-                audit(conn, ctx, row.tenant_id.into(), action, Some(user), details).await
+                audit::record(conn, ctx, row.tenant_id, action, Some(user), details).await
             })
             .await?;
         self.metrics.rotations(action, 1);

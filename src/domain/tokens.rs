@@ -9,10 +9,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
-use super::ids::{Role, SessionId, TenantId, TokenId, UserId};
 use super::key_records::KeyRecord;
 use super::secrets::MasterKey;
 use crate::config::TokenSettings;
+use crate::types::ids::{Role, SessionId, TenantId, TokenId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -53,7 +53,7 @@ impl Issuer {
     /// secret, as part of session `sid`.
     pub fn issue(&self, record: &KeyRecord, sid: SessionId) -> Result<IssuedToken, DomainError> {
         let current = record.current().ok_or_else(|| {
-            DomainError::Internal(format!("user {} has no current secret", record.user_id))
+            DomainError::internal(format!("user {} has no current secret", record.user_id))
         })?;
         let secret = current.open(&self.master_key, record.user_id)?;
         let now = Utc::now().timestamp();
@@ -76,7 +76,7 @@ impl Issuer {
         };
         let access_token =
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret.expose()))
-                .map_err(|e| DomainError::Internal(format!("signing a token: {e}")))?;
+                .map_err(DomainError::internal)?;
         Ok(IssuedToken {
             access_token,
             expires_in: ttl,

@@ -25,13 +25,13 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::error::DomainError;
-use super::ids::{Generation, UserId};
+use super::error::{DomainError, Rejection};
 use super::key_records::{KeyRecord, KeyRecords};
 use super::secrets::MasterKey;
 use super::tokens::Claims;
 use crate::config::TokenSettings;
 use crate::metrics::Metrics;
+use crate::types::ids::{Generation, UserId};
 
 /// Longest token looked at.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -39,52 +39,6 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 const SIGNATURE_LEN: usize = 43;
 /// An HMAC-SHA256 tag, in bytes.
 const HS256_TAG_LEN: usize = 32;
-
-/// Why a token was rejected. Logged (and later counted), never sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    Malformed,
-    UnsupportedAlgorithm,
-    UnknownUser,
-    RetiredGeneration,
-    BadSignature,
-    Expired,
-    NotYetValid,
-    IssuedInFuture,
-    WrongIssuer,
-    WrongAudience,
-    ClaimsMismatch,
-    Disabled,
-    RevokedSession,
-    UndecryptableSecret,
-}
-
-impl Rejection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejection::Malformed => "malformed",
-            Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
-            Rejection::UnknownUser => "unknown_user",
-            Rejection::RetiredGeneration => "retired_generation",
-            Rejection::BadSignature => "bad_signature",
-            Rejection::Expired => "expired",
-            Rejection::NotYetValid => "not_yet_valid",
-            Rejection::IssuedInFuture => "issued_in_future",
-            Rejection::WrongIssuer => "wrong_issuer",
-            Rejection::WrongAudience => "wrong_audience",
-            Rejection::ClaimsMismatch => "claims_mismatch",
-            Rejection::Disabled => "disabled",
-            Rejection::RevokedSession => "revoked_session",
-            Rejection::UndecryptableSecret => "undecryptable_secret",
-        }
-    }
-}
-
-impl From<Rejection> for DomainError {
-    fn from(reason: Rejection) -> Self {
-        DomainError::InvalidToken(reason)
-    }
-}
 
 /// A token that passed every check, with the record it was checked against.
 #[derive(Debug, Clone)]

@@ -9,13 +9,13 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::AppState;
 use super::problem::ApiError;
+use super::state::AppState;
 use crate::domain::DomainError;
-use crate::domain::admin::{Actor, AuditContext};
-use crate::domain::ids::Role;
-use crate::domain::service_keys::ServiceKeyId;
+use crate::domain::audit::{Actor, AuditContext};
 use crate::domain::verify::Verified;
+use crate::types::ids::Role;
+use crate::types::service_keys::ServiceKeyId;
 
 /// The bearer credential of a request (RFC 6750 §2.1). Any other scheme, or
 /// none, is a missing token.
@@ -39,10 +39,7 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| {
-            tracing::error!("AppState missing from the app");
-            ApiError::Internal
-        })
+        .ok_or_else(|| ApiError::Internal(Some("AppState missing from the app".into())))
 }
 
 /// Verifies an access token from `ip`: refused with 429 before any lookup

@@ -27,8 +27,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 
 use crate::config::LimitSettings;
-use crate::domain::service_keys::ServiceKeyId;
 use crate::metrics::Metrics;
+use crate::types::service_keys::ServiceKeyId;
 
 /// Longest username or tenant name part of an account key; longer input is
 /// not a real account anyway and must not grow the limiter's memory.

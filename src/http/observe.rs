@@ -1,7 +1,8 @@
 //! Per-request observation: a request id (the caller's `X-Request-Id` if it
 //! is well-formed, else a new one), echoed back and carried by a span around
 //! the whole request so every log line of it names it; the route-level
-//! Prometheus metrics; and one completion log line.
+//! Prometheus metrics; the cause of a 503 or 500, logged once; and one
+//! completion log line.
 
 use std::time::Instant;
 
@@ -12,7 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 use tracing::Instrument;
 
-use super::AppState;
+use super::problem::ApiError;
+use super::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -81,7 +83,14 @@ pub async fn observe(
             .metrics
             .http_request(&route, method, status, elapsed.as_secs_f64());
     }
+    let failure = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>());
     span.in_scope(|| {
+        if let Some(failure) = failure {
+            failure.log_cause();
+        }
         tracing::info!(
             status,
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

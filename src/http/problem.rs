@@ -4,6 +4,8 @@
 //!
 //! Use `ApiError::from(DomainError)` in handlers; the extractor error handlers
 //! below cover bodies, paths and queries actix rejects before a handler runs.
+//! The cause of a 503 or a 500 rides along as `source` and is logged once,
+//! where the request ends (`observe`), never rendered.
 
 use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::http::StatusCode;
@@ -12,7 +14,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::DomainError;
-use crate::domain::error::Conflict;
+use crate::domain::error::{BoxError, Conflict, ErrorChain};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const REALM: &str = "tenant-jwt";
@@ -52,10 +54,11 @@ pub enum ApiError {
     /// Over a rate limit; retry after this many seconds.
     #[error("too many requests")]
     TooManyRequests(u64),
+    /// A dependency could not be used in time; worth retrying.
     #[error("service unavailable")]
-    Unavailable,
+    Unavailable(#[source] Option<BoxError>),
     #[error("internal error")]
-    Internal,
+    Internal(#[source] Option<BoxError>),
 }
 
 /// An RFC 9457 problem.
@@ -79,6 +82,20 @@ pub struct Problem<'a> {
     field: Option<&'a str>,
 }
 
+impl<'a> Problem<'a> {
+    /// A problem with no detail.
+    pub fn new(status: StatusCode, code: &'a str, title: &'a str) -> Self {
+        Self {
+            kind: format!("urn:tenant-jwt:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            code,
+            detail: None,
+            field: None,
+        }
+    }
+}
+
 impl ApiError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
@@ -98,8 +115,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
-            ApiError::Unavailable => "unavailable",
-            ApiError::Internal => "internal",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
         }
     }
 
@@ -118,8 +135,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::TooManyRequests(_) => "Too many requests",
-            ApiError::Unavailable => "Service unavailable",
-            ApiError::Internal => "Internal server error",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
         }
     }
 
@@ -154,8 +171,8 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -176,7 +193,7 @@ impl ResponseError for ApiError {
                     format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
                 ));
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             ApiError::TooManyRequests(seconds) => {
@@ -184,17 +201,13 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let code = self.code();
         response.json(Problem {
-            kind: format!("urn:tenant-jwt:problem:{code}"),
-            title: self.title(),
-            status: status.as_u16(),
-            code,
             detail: self.detail(),
             field: match self {
                 ApiError::Validation { field, .. } => Some(field),
                 _ => None,
             },
+            ..Problem::new(status, self.code(), self.title())
         })
     }
 }
@@ -211,21 +224,42 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidCredentials(_) => ApiError::InvalidCredentials,
             DomainError::InvalidToken(_) => ApiError::InvalidToken,
             DomainError::InvalidGrant(_) => ApiError::InvalidGrant,
-            DomainError::Unavailable(cause) => {
-                tracing::warn!(%cause, "dependency unavailable");
-                ApiError::Unavailable
-            }
-            DomainError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                ApiError::Internal
-            }
+            DomainError::Unavailable(cause) => ApiError::Unavailable(Some(cause)),
+            DomainError::Internal(cause) => ApiError::Internal(Some(cause)),
         }
     }
 }
 
-impl From<crate::domain::ids::InvalidInput> for ApiError {
-    fn from(e: crate::domain::ids::InvalidInput) -> Self {
+impl From<crate::types::ids::InvalidInput> for ApiError {
+    fn from(e: crate::types::ids::InvalidInput) -> Self {
         DomainError::from(e).into()
+    }
+}
+
+impl ApiError {
+    /// Logs the cause of a 503 or a 500 with its whole chain; other answers
+    /// are the caller's doing and were logged (with their reason) where
+    /// they were decided.
+    pub fn log_cause(&self) {
+        match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(cause = %Cause(cause), "dependency unavailable")
+            }
+            ApiError::Internal(cause) => tracing::error!(cause = %Cause(cause), "internal error"),
+            _ => {}
+        }
+    }
+}
+
+/// A cause for the log, with its chain.
+struct Cause<'a>(&'a Option<BoxError>);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(cause) => ErrorChain(cause.as_ref()).fmt(f),
+            None => f.write_str("unknown"),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tenant_jwt::domain::ids::UserId;
+use tenant_jwt::types::ids::UserId;
 
 use crate::helpers::{PASSWORD, TcpProxy, TestApp, service_key, spawn_app_with, test_settings};
 

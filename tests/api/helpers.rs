@@ -15,10 +15,10 @@ use tenant_jwt::config::{
     DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
     RedisSettings, Settings, TokenSettings,
 };
-use tenant_jwt::domain::ids::{Generation, UserId};
 use tenant_jwt::domain::secrets::{MasterKey, UserSecret};
-use tenant_jwt::domain::service_keys::ServiceKeys;
 use tenant_jwt::startup::Application;
+use tenant_jwt::types::ids::{Generation, UserId};
+use tenant_jwt::types::service_keys::ServiceKeys;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 

@@ -211,7 +211,7 @@ async fn invalid_tokens_are_throttled_before_any_lookup() {
         .unwrap()
         .to_owned();
     let random_subject = || {
-        let stranger = tenant_jwt::domain::ids::UserId::generate();
+        let stranger = tenant_jwt::types::ids::UserId::generate();
         sign(&claims_for(stranger, &tenant_id), &[7u8; 32], "1")
     };
 

@@ -5,7 +5,7 @@ use crate::helpers::{TcpProxy, TestApp, spawn_app_with, test_settings};
 
 const CHANNEL_UP: &str = "tenant_jwt_invalidation_channel_up";
 
-async fn rotate(app: &TestApp, user: tenant_jwt::domain::ids::UserId) -> u16 {
+async fn rotate(app: &TestApp, user: tenant_jwt::types::ids::UserId) -> u16 {
     app.client
         .post(app.url(&format!("/v1/tenants/acme/users/{user}/rotate-secret")))
         .bearer_auth(crate::helpers::service_key())

@@ -2,6 +2,7 @@
 
 mod admin;
 mod administration;
+mod architecture;
 mod docs;
 mod faults;
 mod health;

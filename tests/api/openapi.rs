@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use tenant_jwt::http::ROUTES;
+use tenant_jwt::http::routes::ROUTES;
 
 use crate::helpers::spawn_app;
 

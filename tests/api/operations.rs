@@ -62,7 +62,7 @@ async fn logs_never_contain_passwords_secrets_or_whole_tokens() {
     let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
     let refresh2 = refreshed["refresh_token"].as_str().unwrap().to_owned();
     let secret = app
-        .secret_of(tenant_jwt::domain::ids::UserId::parse(&user_id).unwrap(), 1)
+        .secret_of(tenant_jwt::types::ids::UserId::parse(&user_id).unwrap(), 1)
         .await;
     let revoked = app
         .client

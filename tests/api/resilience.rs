@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tenant_jwt::domain::ids::UserId;
+use tenant_jwt::types::ids::UserId;
 
 use tenant_jwt::startup::Application;
 

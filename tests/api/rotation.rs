@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tenant_jwt::domain::ids::UserId;
+use tenant_jwt::types::ids::UserId;
 
 use crate::helpers::{
     TestApp, claims_for, service_key, sign, spawn_app, spawn_app_with, test_settings,

@@ -8,9 +8,9 @@ use diesel_async::RunQueryDsl;
 use redis::AsyncCommands;
 use tenant_jwt::cache::{Cached, RecordCache};
 use tenant_jwt::config::MasterKeySource;
-use tenant_jwt::domain::ids::UserId;
 use tenant_jwt::domain::secrets::MasterKey;
 use tenant_jwt::startup::Application;
+use tenant_jwt::types::ids::UserId;
 
 use crate::helpers::{spawn_app, spawn_app_with, test_settings};
 

@@ -64,7 +64,7 @@ async fn another_users_secret_does_not_sign_for_this_user() {
     let (alice, _) = member(&app, "acme").await;
     let mallory = app.create_user("acme", "mallory", "member").await;
     let mallory_id =
-        tenant_jwt::domain::ids::UserId::parse(mallory["id"].as_str().unwrap()).unwrap();
+        tenant_jwt::types::ids::UserId::parse(mallory["id"].as_str().unwrap()).unwrap();
     let mallory_secret = app.secret_of(mallory_id, 1).await;
     let forged = sign(
         &claims_for(alice.id, &alice.tenant_id),

@@ -6,11 +6,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::admin::AuditEvent;
-use crate::http::AppState;
+use super::page::PageQuery;
+use crate::domain::audit::AuditEvent;
 use crate::http::extract::AdminCaller;
-use crate::http::handlers::users::PageQuery;
 use crate::http::problem::{AdminErrors, ApiError, Problem};
+use crate::http::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Actor {

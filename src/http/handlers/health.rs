@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::AppState;
-use crate::http::problem::PROBLEM_JSON;
+use crate::http::problem::{PROBLEM_JSON, Problem};
+use crate::http::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -34,11 +34,8 @@ pub struct Readiness {
 /// The not-ready problem: a problem+json with the checks.
 #[derive(Serialize, ToSchema)]
 pub struct NotReady {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
-    status: u16,
-    code: &'static str,
+    #[serde(flatten)]
+    problem: Problem<'static>,
     checks: Checks,
 }
 
@@ -88,14 +85,12 @@ fn readiness(postgres: bool, redis: bool, started: bool) -> HttpResponse {
             checks,
         })
     } else {
-        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        HttpResponse::build(status)
             .content_type(PROBLEM_JSON)
             .insert_header(("Retry-After", "1"))
             .json(NotReady {
-                kind: "urn:tenant-jwt:problem:not_ready",
-                title: "Not ready",
-                status: 503,
-                code: "not_ready",
+                problem: Problem::new(status, "not_ready", "Not ready"),
                 checks,
             })
     }

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::DomainError;
-use crate::domain::ids::{Role, TenantId, TokenId, UserId, Username};
+use crate::http::body::{form_or_json, no_store_json};
 use crate::http::extract::ServiceCaller;
 use crate::http::problem::{ApiError, Problem};
-use crate::http::{AppState, no_store_json};
+use crate::http::state::AppState;
+use crate::types::ids::{Role, TenantId, TokenId, UserId, Username};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +72,7 @@ pub async fn introspect(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.check_introspection(caller)?;
-    let request: IntrospectRequest = super::form_or_json(&req, &body)?;
+    let request: IntrospectRequest = form_or_json(&req, &body)?;
     let verified = match state.verifier.verify(&request.token).await {
         Ok(verified) => verified,
         Err(DomainError::InvalidToken(_)) => {

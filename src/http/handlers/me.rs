@@ -4,10 +4,10 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::ids::{Role, TenantId, TenantSlug, TokenId, UserId, Username};
+use crate::http::body::no_store_json;
 use crate::http::extract::Authenticated;
-use crate::http::no_store_json;
 use crate::http::problem::Problem;
+use crate::types::ids::{Role, TenantId, TenantSlug, TokenId, UserId, Username};
 
 #[derive(Serialize, ToSchema)]
 pub struct Me<'a> {

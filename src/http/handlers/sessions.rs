@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
+use crate::http::body::{form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, ServiceCaller};
 use crate::http::problem::{ApiError, Problem};
-use crate::http::{AppState, no_store_json};
+use crate::http::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +196,7 @@ pub async fn revoke(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request: RevokeRequest = super::form_or_json(&req, &body)?;
+    let request: RevokeRequest = form_or_json(&req, &body)?;
     state.sessions.revoke(&request.token).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

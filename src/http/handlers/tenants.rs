@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::accounts::{self, Tenant};
-use crate::domain::ids::{TenantId, TenantName, TenantSlug};
-use crate::http::AppState;
+use crate::domain::users::Tenant;
 use crate::http::extract::{AdminCaller, ServiceCaller};
 use crate::http::problem::{AdminErrors, ApiError, Problem};
+use crate::http::state::AppState;
+use crate::types::ids::{TenantId, TenantName, TenantSlug};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +78,7 @@ pub async fn create(
     body: web::Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, name) = body.validated()?;
-    let tenant = accounts::create_tenant(&state.db, slug, name).await?;
+    let tenant = state.admin.create_tenant(slug, name).await?;
     tracing::info!(actor = %caller.0, tenant = %tenant.slug, "tenant created by service");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/tenants/{}", tenant.slug)))

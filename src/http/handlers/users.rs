@@ -4,16 +4,16 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::accounts::{NewUser, User};
-use crate::domain::admin::UserPatch;
-use crate::domain::ids::{Generation, Role, UserId, Username};
+use super::page::PageQuery;
 use crate::domain::password::Password;
-use crate::http::AppState;
+use crate::domain::users::{NewUser, User, UserPatch};
 use crate::http::extract::AdminCaller;
 use crate::http::problem::{AdminErrors, ApiError, Problem, json_error};
+use crate::http::state::AppState;
+use crate::types::ids::{Generation, Role, UserId, Username};
 
 #[derive(Serialize, ToSchema)]
 pub struct UserResponse {
@@ -44,17 +44,6 @@ pub struct UserPage {
     users: Vec<UserResponse>,
     /// Pass as `after` for the next page; null on the last one.
     next_after: Option<Uuid>,
-}
-
-/// `?limit=&after=` of a keyset-paginated listing.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// 1 to 200 (larger is capped); default 50.
-    pub limit: Option<u32>,
-    /// The `next_after` of the previous page.
-    pub after: Option<Uuid>,
 }
 
 /// A user id from the path; one that is not even a UUID is simply not found.

@@ -4,6 +4,12 @@
 
 use std::fmt;
 
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -24,7 +30,7 @@ impl InvalidInput {
 macro_rules! uuid_newtype {
     ($(#[$meta:meta])* $name:ident, $field:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, DieselNewType)]
         #[serde(transparent)]
         pub struct $name(Uuid);
 
@@ -81,7 +87,9 @@ uuid_newtype!(
 );
 
 /// A secret generation of one user; the `kid` header of every token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, DieselNewType,
+)]
 #[serde(transparent)]
 pub struct Generation(i64);
 
@@ -101,7 +109,7 @@ impl Generation {
         kid.parse().map(Generation).map_err(|_| invalid())
     }
 
-    /// A value read from the database, where a CHECK keeps it positive.
+    /// A generation known to be positive (stored ones are, by a CHECK).
     pub fn from_db(value: i64) -> Self {
         Generation(value)
     }
@@ -122,7 +130,8 @@ impl fmt::Display for Generation {
 }
 
 /// A tenant's URL name: lowercase `[a-z0-9-]`, 1 to 63 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 #[serde(transparent)]
 pub struct TenantSlug(String);
 
@@ -156,7 +165,8 @@ impl fmt::Display for TenantSlug {
 }
 
 /// A tenant's display name: 1 to 200 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 #[serde(transparent)]
 pub struct TenantName(String);
 
@@ -181,7 +191,8 @@ impl TenantName {
 /// A username, unique per tenant without regard to case. ASCII only
 /// (letters, digits and `._@+-`, 1 to 128 characters) so that case folding
 /// means the same thing in Rust, in Postgres and under every collation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 #[serde(transparent)]
 pub struct Username(String);
 
@@ -214,8 +225,9 @@ impl fmt::Display for Username {
     }
 }
 
-/// What a user may do inside their tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a user may do inside their tenant. Stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Member,
@@ -244,6 +256,27 @@ impl fmt::Display for Role {
         f.write_str(self.as_str())
     }
 }
+
+/// Text columns read back through `parse`: a stored value that breaks the
+/// rules fails to load (a deserialisation error) rather than pass unchecked.
+macro_rules! text_column {
+    ($($name:ident),+) => {$(
+        impl ToSql<Text, Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl FromSql<Text, Pg> for $name {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let raw = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+                Ok($name::parse(&raw)?)
+            }
+        }
+    )+};
+}
+
+text_column!(TenantSlug, TenantName, Username, Role);
 
 #[cfg(test)]
 mod tests {

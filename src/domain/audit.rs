@@ -1,0 +1,128 @@
+//! Who acted, and the audit log every change writes in its own transaction.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use super::error::DomainError;
+use crate::db;
+use crate::types::ids::{TenantId, UserId};
+use crate::types::service_keys::ServiceKeyId;
+
+/// Who is acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Service(ServiceKeyId),
+    /// A tenant admin, by access token.
+    Admin {
+        user: UserId,
+        tenant: TenantId,
+    },
+    /// A signed-in user acting on their own account (e.g. logout everywhere).
+    User {
+        user: UserId,
+        tenant: TenantId,
+    },
+    Operator,
+    /// The service acting on its own, e.g. on refresh-token reuse.
+    System,
+}
+
+impl Actor {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::Service(_) => "service",
+            Actor::Admin { .. } | Actor::User { .. } => "user",
+            Actor::Operator => "operator",
+            Actor::System => "system",
+        }
+    }
+
+    pub fn id(&self) -> String {
+        match self {
+            Actor::Service(key) => key.to_string(),
+            Actor::Admin { user, .. } | Actor::User { user, .. } => user.to_string(),
+            Actor::Operator => "cli".to_owned(),
+            Actor::System => "tenant-jwt".to_owned(),
+        }
+    }
+
+    /// Whether the actor may administer `tenant`.
+    pub fn may_manage(&self, tenant: TenantId) -> bool {
+        match self {
+            Actor::Service(_) | Actor::Operator | Actor::System => true,
+            Actor::Admin { tenant: own, .. } => *own == tenant,
+            Actor::User { .. } => false,
+        }
+    }
+}
+
+/// The actor and the request an action belongs to, for the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+impl AuditContext {
+    /// The service acting on its own, outside any request.
+    pub const SYSTEM: AuditContext = AuditContext {
+        actor: Actor::System,
+        request_id: None,
+    };
+    /// An operator at the command line.
+    pub const OPERATOR: AuditContext = AuditContext {
+        actor: Actor::Operator,
+        request_id: None,
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub action: String,
+    pub target_user_id: Option<UserId>,
+    pub details: serde_json::Value,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<db::audit::AuditRow> for AuditEvent {
+    fn from(row: db::audit::AuditRow) -> Self {
+        Self {
+            id: row.id,
+            actor_kind: row.actor_kind,
+            actor_id: row.actor_id,
+            action: row.action,
+            target_user_id: row.target_user_id,
+            details: row.details,
+            request_id: row.request_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Writes one audit event, inside the caller's transaction.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &str,
+    target: Option<UserId>,
+    details: serde_json::Value,
+) -> Result<(), DomainError> {
+    let row = db::audit::AuditRow {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        actor_kind: ctx.actor.kind().to_owned(),
+        actor_id: ctx.actor.id(),
+        action: action.to_owned(),
+        target_user_id: target,
+        details,
+        request_id: ctx.request_id.clone(),
+        created_at: Utc::now(),
+    };
+    Ok(db::audit::insert(conn, &row).await?)
+}

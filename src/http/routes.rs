@@ -1,0 +1,152 @@
+//! Every route, once: registration (in match order), the `ROUTES` list and
+//! the OpenAPI document, all from one declaration; the app's configuration
+//! around them (body limits, problem+json for extractor errors, 404 and
+//! 405); and what is served while start-up waits for the stores.
+
+use actix_web::{HttpResponse, Resource, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::body::MAX_BODY_BYTES;
+use super::handlers::{audit, health, introspect, me, sessions, tenants, users};
+use super::problem::{ApiError, Problem, json_error};
+
+/// Declares every route once: registers them in this order, lists them in
+/// `ROUTES`, and makes the OpenAPI document (`ApiDoc`) from their handlers'
+/// annotations, so no route can be served undocumented or documented unserved.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident: $($handler:ident)::+),+ $(,)? }),+ $(,)?) => {
+        /// Every registered (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        fn register_routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(resource($path)$(.route(web::$method().to($($handler)::+)))+);)+
+        }
+
+        /// The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
+        #[derive(OpenApi)]
+        #[openapi(
+            info(
+                title = "tenant-jwt",
+                description = "Sign-in and JWTs for multi-tenant SaaS backends, with a signing \
+                               secret per user. Errors are RFC 9457 problem+json with a stable `code`."
+            ),
+            paths($($($($handler)::+),+),+),
+            components(schemas(Problem)),
+            modifiers(&SecuritySchemes),
+            tags(
+                (name = "sessions", description = "Sign-in, refresh, logout and the current user"),
+                (name = "tokens", description = "Introspection and revocation, for services"),
+                (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
+                (name = "users", description = "A tenant's users and their secrets"),
+                (name = "operations", description = "Probes, metrics and this document"),
+            ),
+        )]
+        pub struct ApiDoc;
+    };
+}
+
+// Matched in this order, and dynamic paths cost a regex each: the routes
+// the SaaS backend calls on every request come first after the baseline.
+routes! {
+    "/healthz" => { get: health::healthz },
+    "/v1/me" => { get: me::me },
+    "/v1/introspect" => { post: introspect::introspect },
+    "/readyz" => { get: health::readyz },
+    "/metrics" => { get: health::metrics },
+    "/openapi.json" => { get: serve },
+    "/v1/tenants" => { post: tenants::create },
+    "/v1/tenants/{tenant}" => { get: tenants::get },
+    "/v1/tenants/{tenant}/users" => { get: users::list, post: users::create },
+    "/v1/tenants/{tenant}/users/{user_id}" => {
+        get: users::get,
+        patch: users::update,
+        delete: users::delete,
+    },
+    "/v1/tenants/{tenant}/users/{user_id}/rotate-secret" => { post: users::rotate_secret },
+    "/v1/tenants/{tenant}/rotate-secrets" => { post: tenants::rotate_secrets },
+    "/v1/tenants/{tenant}/audit-events" => { get: audit::list },
+    "/v1/tenants/{tenant}/login" => { post: sessions::login },
+    "/v1/tenants/{tenant}/token/refresh" => { post: sessions::refresh_in_tenant },
+    "/v1/token/refresh" => { post: sessions::refresh },
+    "/v1/logout" => { post: sessions::logout },
+    "/v1/logout-all" => { post: sessions::logout_all },
+    "/v1/revoke" => { post: sessions::revoke },
+}
+
+/// Registers every route, body limits and problem+json error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(|e, _| json_error(e).into()),
+    )
+    .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+    .app_data(
+        web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    );
+    register_routes(cfg);
+    cfg.default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::NotFound("route"))
+    }));
+}
+
+/// What is served while start-up waits for Postgres and Redis: the probes
+/// (`/healthz` alive, `/readyz` not ready), and 503 with `Retry-After` for
+/// everything else.
+pub fn configure_starting(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz_starting))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::Unavailable(None))
+        }));
+}
+
+/// A resource whose wrong methods get a problem+json 405.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "service_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A service key from TENANT_JWT_SERVICE_KEYS"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's access token; admin routes need role `admin`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")),
+)]
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,28 @@
+//! What every handler can reach.
+
+use std::time::Duration;
+
+use super::limits::Limits;
+use crate::cache::RecordCache;
+use crate::db::Db;
+use crate::domain::accounts::Accounts;
+use crate::domain::admin::Admin;
+use crate::domain::sessions::Sessions;
+use crate::domain::verify::Verifier;
+use crate::metrics::Metrics;
+use crate::types::service_keys::ServiceKeys;
+
+/// What every handler can reach. Built once at start-up, shared by all workers.
+pub struct AppState {
+    pub db: Db,
+    pub cache: RecordCache,
+    pub accounts: Accounts,
+    pub verifier: Verifier,
+    pub admin: Admin,
+    pub sessions: Sessions,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    pub service_keys: ServiceKeys,
+    /// How long `/readyz` waits for each dependency.
+    pub readiness_timeout: Duration,
+}

@@ -1,0 +1,154 @@
+//! The stores opened and checked, and the domain services wired on them:
+//! what `serve` (see `startup`) and the CLI's commands both run on.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cache::RecordCache;
+use crate::cache::local::LocalCache;
+use crate::config::{MasterKeySource, Settings};
+use crate::db::{self, Db};
+use crate::domain::accounts::Accounts;
+use crate::domain::admin::Admin;
+use crate::domain::key_records::{KeyRecords, LocalRecords};
+use crate::domain::password::PasswordHasher;
+use crate::domain::secrets::MasterKey;
+use crate::domain::sessions::Sessions;
+use crate::domain::tokens::Issuer;
+use crate::domain::verify::Verifier;
+use crate::metrics::Metrics;
+
+/// What every command that touches users needs: the prepared database, the
+/// checked master key and the cache.
+pub struct Stores {
+    pub pool: Db,
+    pub master_key: Arc<MasterKey>,
+    pub cache: RecordCache,
+}
+
+impl Stores {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = db::prepare_pool(&settings.database).await?;
+        let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
+        let cache = RecordCache::connect(&settings.redis)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to Redis at {}",
+                    crate::config::redacted_url(&settings.redis.url)
+                )
+            })?;
+        Ok(Self {
+            pool,
+            master_key,
+            cache,
+        })
+    }
+}
+
+/// The domain services, wired from the stores: what `serve` and the CLI's
+/// commands both run on.
+pub struct Services {
+    pub accounts: Accounts,
+    pub admin: Admin,
+    pub sessions: Sessions,
+    pub verifier: Verifier,
+}
+
+impl Services {
+    /// Wires the services on `stores`. `local` is the in-process level of
+    /// key records: one kept in step by a running invalidation subscriber,
+    /// or a disabled one.
+    pub fn wire(
+        settings: &Settings,
+        stores: &Stores,
+        hasher: PasswordHasher,
+        local: LocalRecords,
+        metrics: &Metrics,
+    ) -> Self {
+        let Stores {
+            pool,
+            master_key,
+            cache,
+        } = stores;
+        let key_records = KeyRecords::new(pool.clone(), cache.clone(), local, metrics.clone());
+        let verifier = Verifier::new(
+            &settings.tokens,
+            master_key.clone(),
+            key_records.clone(),
+            metrics.clone(),
+        );
+        let sessions = Sessions::new(
+            pool.clone(),
+            key_records.clone(),
+            Issuer::new(settings.tokens.clone(), master_key.clone()),
+            verifier.clone(),
+            master_key.clone(),
+            settings.tokens.refresh_ttl,
+            metrics.clone(),
+        );
+        Self {
+            accounts: Accounts::new(
+                pool.clone(),
+                hasher.clone(),
+                key_records.clone(),
+                sessions.clone(),
+                metrics.clone(),
+            ),
+            admin: Admin::new(
+                pool.clone(),
+                hasher,
+                master_key.clone(),
+                key_records,
+                metrics.clone(),
+            ),
+            sessions,
+            verifier,
+        }
+    }
+
+    /// For a command that changes users and exits: no subscriber, so no
+    /// in-process level; changes are still announced to every instance.
+    pub async fn for_command(settings: &Settings) -> anyhow::Result<Self> {
+        let stores = Stores::open(settings).await?;
+        let hasher = PasswordHasher::new(1, 8)?;
+        let metrics = Metrics::new();
+        Ok(Self::wire(
+            settings,
+            &stores,
+            hasher,
+            LocalCache::disabled(),
+            &metrics,
+        ))
+    }
+}
+
+/// Loads the master key (from the setting, or from the key file, creating it
+/// on first start) and checks it is the key this database was set up with.
+pub async fn open_master_key(source: &MasterKeySource, pool: &Db) -> anyhow::Result<MasterKey> {
+    let key = match source {
+        MasterKeySource::Inline(encoded) => {
+            MasterKey::from_base64(encoded).context("TENANT_JWT_MASTER_KEY is invalid")?
+        }
+        MasterKeySource::File(path) => {
+            let (key, created) = MasterKey::load_or_create_file(path)?;
+            tracing::warn!(
+                path = %path.display(),
+                created,
+                "no TENANT_JWT_MASTER_KEY set: using the master key file. Back it up: without it no stored secret can be opened"
+            );
+            key
+        }
+    };
+    let check = key.key_check_value()?;
+    let stored = pool
+        .query(async |conn| db::master_key_check::get_or_insert(conn, &check).await)
+        .await?;
+    anyhow::ensure!(
+        key.matches_key_check_value(&stored),
+        "the master key does not match the one this database was set up with; \
+         refusing to start (every stored secret would fail to open)"
+    );
+    Ok(key)
+}
