@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the verify path without I/O: reading the unverified
 //! header and subject, opening the sealed secret, checking signature and
-//! claims, and an in-process cache hit. `cargo bench --bench verify`
+//! claims, and an in-process cache hit. `cargo bench --features fuzzing --bench verify`
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -91,3 +91,29 @@ async fn a_silent_partition_is_caught_by_the_heartbeat() {
     a.wait_for_local_cache().await;
     assert_eq!(a.me(&alice.token).await.status(), 401);
 }
+
+#[tokio::test]
+async fn a_stopped_application_leaves_no_subscriber_behind() {
+    let settings = test_settings();
+    let channel = format!("{}invalidations", settings.redis.key_prefix);
+    let app = spawn_app_with(settings).await;
+    app.wait_for_local_cache().await;
+    let mut redis = app.redis().await;
+    let subscribers = async |redis: &mut redis::aio::MultiplexedConnection| {
+        let (_, count): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(redis)
+            .await
+            .unwrap();
+        count
+    };
+    assert_eq!(subscribers(&mut redis).await, 1, "the running app listens");
+
+    app.stop().await;
+    assert_eq!(
+        subscribers(&mut redis).await,
+        0,
+        "the invalidation subscriber stops with the application"
+    );
+}
