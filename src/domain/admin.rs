@@ -72,13 +72,11 @@ impl Admin {
         let Ok(slug) = TenantSlug::parse(slug) else {
             return Err(not_found);
         };
-        let row = self
-            .db
+        self.db
             .query(async |conn| db::tenants::find_by_slug(conn, &slug).await)
             .await?
-            .filter(|row| ctx.actor.may_manage(row.id))
-            .ok_or(not_found)?;
-        Ok(row.into())
+            .filter(|tenant| ctx.actor.may_manage(tenant.id))
+            .ok_or(not_found)
     }
 
     pub async fn list_users(
@@ -405,15 +403,15 @@ pub async fn create_tenant(
         slug: &slug,
         name: &name,
     };
-    let row = db
+    let tenant = db
         .run(async |conn| {
             db::tenants::insert(conn, new)
                 .await
                 .map_err(|e| conflict_if_unique(e, Conflict::TenantSlug))
         })
         .await?;
-    tracing::info!(tenant = %row.slug, tenant_id = %row.id, "tenant created");
-    Ok(row.into())
+    tracing::info!(tenant = %tenant.slug, tenant_id = %tenant.id, "tenant created");
+    Ok(tenant)
 }
 
 /// The row if it is a user of `tenant`; a user of another tenant is not

@@ -1,6 +1,6 @@
 //! Who acted, and the audit log every change writes in its own transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
@@ -77,32 +77,8 @@ impl AuditContext {
     };
 }
 
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub id: Uuid,
-    pub actor_kind: String,
-    pub actor_id: String,
-    pub action: String,
-    pub target_user_id: Option<UserId>,
-    pub details: serde_json::Value,
-    pub request_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<db::audit::AuditRow> for AuditEvent {
-    fn from(row: db::audit::AuditRow) -> Self {
-        Self {
-            id: row.id,
-            actor_kind: row.actor_kind,
-            actor_id: row.actor_id,
-            action: row.action,
-            target_user_id: row.target_user_id,
-            details: row.details,
-            request_id: row.request_id,
-            created_at: row.created_at,
-        }
-    }
-}
+/// An audit event, as stored.
+pub type AuditEvent = db::audit::AuditRow;
 
 /// Writes one audit event, inside the caller's transaction.
 pub async fn record(

@@ -6,26 +6,10 @@ use chrono::{DateTime, Utc};
 use super::password::Password;
 use crate::db;
 use crate::db::users::UserRow;
-use crate::types::ids::{Role, TenantId, TenantName, TenantSlug, UserId, Username};
+use crate::types::ids::{Role, TenantId, UserId, Username};
 
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub slug: TenantSlug,
-    pub name: TenantName,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<db::tenants::TenantRow> for Tenant {
-    fn from(row: db::tenants::TenantRow) -> Self {
-        Self {
-            id: row.id,
-            slug: row.slug,
-            name: row.name,
-            created_at: row.created_at,
-        }
-    }
-}
+/// A tenant, as stored.
+pub type Tenant = db::tenants::TenantRow;
 
 #[derive(Debug, Clone)]
 pub struct User {
