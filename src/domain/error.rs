@@ -197,6 +197,10 @@ pub enum Rejection {
     Expired,
     NotYetValid,
     IssuedInFuture,
+    /// `exp - iat` beyond the access-token lifetime the service issues.
+    LifetimeTooLong,
+    /// `iat` longer ago than the access-token lifetime.
+    IssuedTooLongAgo,
     WrongIssuer,
     WrongAudience,
     ClaimsMismatch,
@@ -216,6 +220,8 @@ impl Rejection {
             Rejection::Expired => "expired",
             Rejection::NotYetValid => "not_yet_valid",
             Rejection::IssuedInFuture => "issued_in_future",
+            Rejection::LifetimeTooLong => "lifetime_too_long",
+            Rejection::IssuedTooLongAgo => "issued_too_long_ago",
             Rejection::WrongIssuer => "wrong_issuer",
             Rejection::WrongAudience => "wrong_audience",
             Rejection::ClaimsMismatch => "claims_mismatch",

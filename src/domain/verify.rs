@@ -10,7 +10,9 @@
 //!    with no I/O;
 //! 4. the user's key record: one cache lookup (Postgres on a miss);
 //! 5. the signature under the `kid` generation's secret, then `exp`, `nbf`,
-//!    `iss`, `aud` and `iat`;
+//!    `iat`, `iss` and `aud`, and the token's lifetime: none longer than the
+//!    service issues (`exp - iat`), none issued longer ago than that, so a
+//!    leaked secret mints nothing longer-lived than a real token;
 //! 6. the claims against the record: same user, same tenant, same role, not
 //!    disabled, session not revoked.
 //!
@@ -161,6 +163,8 @@ pub struct TokenRules {
     issuer: String,
     audience: String,
     leeway_secs: i64,
+    /// The access-token lifetime the service issues, in seconds.
+    lifetime_secs: i64,
 }
 
 impl TokenRules {
@@ -170,6 +174,7 @@ impl TokenRules {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
+            lifetime_secs: i64::try_from(settings.access_ttl.as_secs()).unwrap_or(i64::MAX),
         }
     }
 
@@ -215,6 +220,13 @@ impl TokenRules {
         }
         if claims.iat > now + leeway {
             return Err(Rejection::IssuedInFuture);
+        }
+        let longest = self.lifetime_secs.saturating_add(leeway);
+        if claims.exp.saturating_sub(claims.iat) > longest {
+            return Err(Rejection::LifetimeTooLong);
+        }
+        if claims.iat < now.saturating_sub(longest) {
+            return Err(Rejection::IssuedTooLongAgo);
         }
         if claims.iss != self.issuer {
             return Err(Rejection::WrongIssuer);

@@ -209,6 +209,42 @@ async fn time_claims_are_enforced() {
 }
 
 #[tokio::test]
+async fn a_leaked_secret_mints_nothing_longer_lived_than_the_service_issues() {
+    // Tests issue 900 s access tokens and allow 5 s of leeway: 905 s at most.
+    let app = spawn_app().await;
+    let (m, secret) = member(&app, "acme").await;
+    let now = claims_for(m.id, &m.tenant_id)["iat"].as_i64().unwrap();
+    let lived = |iat: i64, exp: i64| {
+        let mut claims = claims_for(m.id, &m.tenant_id);
+        claims["iat"] = json!(iat);
+        claims["nbf"] = json!(iat);
+        claims["exp"] = json!(exp);
+        sign(&claims, &secret, "1")
+    };
+    let century = now + 100 * 365 * 86_400;
+    assert_rejected(&app, &lived(now, century), "exp a century away").await;
+    assert_rejected(&app, &lived(now, now + 906), "a second over the lifetime").await;
+    assert_rejected(
+        &app,
+        &lived(now - 906, now - 1),
+        "unexpired, but issued longer ago than a lifetime",
+    )
+    .await;
+    let result = |reason: &str| format!("tenant_jwt_verifications_total{{outcome=\"{reason}\"}}");
+    assert_eq!(
+        app.counter(&result("lifetime_too_long")).await,
+        Some(4.0),
+        "the reason is counted (once by /v1/me, once by introspection, per token)"
+    );
+    assert_eq!(app.counter(&result("issued_too_long_ago")).await, Some(2.0));
+    assert_eq!(
+        app.me(&lived(now, now + 905)).await.status(),
+        200,
+        "exactly the longest lifetime is accepted"
+    );
+}
+
+#[tokio::test]
 async fn issuer_audience_and_required_claims_are_enforced() {
     let app = spawn_app().await;
     let (m, secret) = member(&app, "acme").await;
