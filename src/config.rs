@@ -86,6 +86,15 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// actix-web worker threads; 0 means one per core.
     pub workers: usize,
+    /// Longest time a request body may take to arrive, from the end of its
+    /// head; past it, 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Most open client connections of the instance; 0 derives it from the
+    /// file-descriptor limit (leaving room for the pools and files).
+    pub max_connections: usize,
+    /// Most open connections from one client address (trusted proxies are
+    /// exempt); past it a new connection is closed at once. 0: no cap.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -27,6 +27,8 @@ pub struct Metrics {
     db_pool_waiting: IntGauge,
     invalidation_channel_up: IntGauge,
     invalidations_received: IntCounter,
+    connections_refused: IntCounterVec,
+    connection_errors: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -148,8 +150,24 @@ impl Metrics {
                 "invalidations_received_total",
                 "Invalidation messages received on the pub/sub channel",
             ),
+            connections_refused: counter_vec(
+                &registry,
+                "connections_refused_total",
+                "Client connections closed as they were accepted, by cap",
+                &["cap"],
+            ),
+            connection_errors: counter(
+                &registry,
+                "http_connection_errors_total",
+                "Client connections the HTTP layer closed for a malformed or oversized head, \
+                 a timeout or a broken stream (in this process)",
+            ),
             registry,
         }
+    }
+
+    pub fn connection_refused(&self, cap: &str) {
+        self.connections_refused.with_label_values(&[cap]).inc();
     }
 
     pub fn invalidation_channel(&self, up: bool) {
@@ -208,6 +226,11 @@ impl Metrics {
             .set(i64::try_from(pool.available).unwrap_or(i64::MAX));
         self.db_pool_waiting
             .set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
+        // Counted where actix logs them, process-wide (see `telemetry`).
+        let seen = crate::telemetry::connection_errors();
+        if let Some(new) = seen.checked_sub(self.connection_errors.get()) {
+            self.connection_errors.inc_by(new);
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

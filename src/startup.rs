@@ -20,12 +20,16 @@ use crate::db;
 use crate::domain::error::ErrorChain;
 use crate::domain::password::PasswordHasher;
 use crate::domain::sessions::Sessions;
+use crate::http::body::{self, BodyTimeout};
+use crate::http::connections;
 use crate::http::handlers::health::StartupChecks;
 use crate::http::limits::Limits;
+use crate::http::observe;
 use crate::http::routes;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
 use crate::services::{Services, Stores};
+use crate::telemetry;
 
 pub struct Application {
     port: u16,
@@ -138,19 +142,34 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
+        let body_timeout = BodyTimeout(settings.http.body_timeout);
+        let workers = match settings.http.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let fd_limit = connections::raise_fd_limit();
+        let max_connections = connections::instance_cap(settings.http.max_connections, fd_limit);
+        let per_address = connections::PerAddressCap::new(
+            settings.http.max_connections_per_ip,
+            &settings.limits.trusted_proxies,
+            state.metrics.clone(),
+        );
+        let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(crate::http::observe::observe))
+                .wrap(from_fn(body::read_body))
+                .wrap(from_fn(observe::observe))
                 .wrap(security_headers())
                 .app_data(app_state.clone())
+                .app_data(body_timeout)
                 .configure(routes::configure)
         })
+        .workers(workers)
+        .max_connections(max_connections.div_ceil(workers))
+        .on_connect(move |io, extensions| per_address.on_connect(io, extensions))
         .shutdown_timeout(10)
         .listen(listener)?;
-        if settings.http.workers > 0 {
-            server = server.workers(settings.http.workers);
-        }
-        tracing::info!(port, "ready");
+        background.spawn(telemetry::report_connection_errors(Duration::from_secs(10)));
+        tracing::info!(port, max_connections, fd_limit, "ready");
         Ok(Self {
             port,
             server: server.run(),

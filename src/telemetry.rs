@@ -1,14 +1,39 @@
 //! Logging through `tracing`: human or JSON lines, level from `RUST_LOG`
 //! (default `info`). Every line logged while serving a request carries its
 //! request id (see `http::observe`).
+//!
+//! actix logs every connection it closes for a malformed or oversized head,
+//! a slow head or a broken stream at ERROR: any client could fill the logs
+//! and page someone. Those events are not written; they are counted
+//! (`connection_errors`, the `http_connection_errors_total` metric) and
+//! summed up at WARN at most once per interval (`report_connection_errors`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// Where actix's HTTP/1 connection handling logs.
+const ACTIX_CONNECTIONS: &str = "actix_http::h1::dispatcher";
+
+/// Connection errors actix reported in this process (the subscriber is
+/// process-wide, so this count is too).
+static CONNECTION_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Client connection errors seen so far in this process.
+pub fn connection_errors() -> u64 {
+    CONNECTION_ERRORS.load(Ordering::Relaxed)
 }
 
 /// Installs the global subscriber, writing to standard error.
@@ -23,15 +48,52 @@ pub fn init_with<W>(format: LogFormat, filter: EnvFilter, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines = match format {
+        LogFormat::Human => lines.boxed(),
+        LogFormat::Json => lines
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .try_init(),
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(ConnectionErrors)
+        .with(lines)
+        .try_init();
+}
+
+/// Counts actix's connection errors instead of letting them be written.
+struct ConnectionErrors;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ConnectionErrors {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() == Level::ERROR && meta.target() == ACTIX_CONNECTIONS {
+            CONNECTION_ERRORS.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Logs, at WARN and at most once per `interval`, how many client
+/// connections actix closed for errors since the last report.
+pub async fn report_connection_errors(interval: Duration) {
+    let mut reported = connection_errors();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let seen = connection_errors();
+        if seen > reported {
+            tracing::warn!(
+                closed = seen - reported,
+                every = ?interval,
+                "client connections closed for a malformed head, a timeout or a broken stream"
+            );
+            reported = seen;
+        }
+    }
 }

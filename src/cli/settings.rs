@@ -122,6 +122,30 @@ pub struct SettingsArgs {
     /// HTTP worker threads; 0 for one per core.
     #[arg(long, env = "TENANT_JWT_WORKERS", global = true, default_value_t = 0)]
     pub workers: usize,
+    /// Longest a request body may take to arrive; then 408 and the connection closes.
+    #[arg(
+        long,
+        env = "TENANT_JWT_BODY_TIMEOUT",
+        global = true,
+        default_value = "5s"
+    )]
+    pub body_timeout: humantime::Duration,
+    /// Most open client connections; 0 derives it from the file-descriptor limit.
+    #[arg(
+        long,
+        env = "TENANT_JWT_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub max_connections: usize,
+    /// Most open connections from one client address (trusted proxies exempt); 0: no cap.
+    #[arg(
+        long,
+        env = "TENANT_JWT_MAX_CONNECTIONS_PER_IP",
+        global = true,
+        default_value_t = 256
+    )]
+    pub max_connections_per_ip: usize,
     /// Master key: base64 of 32 random bytes (`openssl rand -base64 32`).
     #[arg(
         long,
@@ -318,6 +342,9 @@ impl SettingsArgs {
             http: HttpSettings {
                 listen: self.listen,
                 workers: self.workers,
+                body_timeout: self.body_timeout.into(),
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
             },
             tokens: TokenSettings {
                 issuer: self.issuer,

@@ -1,14 +1,86 @@
-//! Request and response bodies beyond actix's JSON extractor: the bodies
-//! the OAuth RFCs send form-encoded, and JSON answers that must not be cached.
+//! Request and response bodies: every body read whole, within a deadline
+//! and a size, before any handler runs (`read_body`); the bodies the OAuth
+//! RFCs send form-encoded; JSON answers that must not be cached.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::Next;
+use actix_web::web::BytesMut;
+use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
 
 /// Largest request body accepted, JSON or form.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// How long a request body may take to arrive (app data for `read_body`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// Reads the request body, if it has one, before the rest of the app sees
+/// the request: all of it within `BodyTimeout` of the head (else 408, and the
+/// connection is closed, so a client that never finishes a body holds
+/// nothing for long) and at most `MAX_BODY_BYTES` (else 413). Handlers then
+/// read it from memory.
+pub async fn read_body(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if !has_body(req.headers()) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let timeout = req
+        .app_data::<BodyTimeout>()
+        .map_or(Duration::from_secs(5), |t| t.0);
+    let mut payload = req.take_payload();
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    let refused = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(body)) => {
+            req.set_payload(Payload::from(body));
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
+        }
+        Ok(Err(refused)) => refused,
+        Err(_) => ApiError::RequestTimeout,
+    };
+    // The rest of the body is never read: the connection cannot carry
+    // another request, so it is closed after this answer.
+    let mut response = refused.error_response();
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    Ok(req.into_response(response).map_into_right_body())
+}
+
+/// Whether the head announces a body: a non-zero length, or chunks.
+fn has_body(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|length| length.as_bytes() != b"0")
+}
 
 /// Parses a body sent form-encoded (as OAuth RFCs 7009 and 7662 say) or as JSON.
 pub(crate) fn form_or_json<T: DeserializeOwned>(

@@ -8,6 +8,7 @@
 //! route once, for registration and for the OpenAPI document.
 
 pub mod body;
+pub mod connections;
 pub mod extract;
 pub mod form;
 pub mod handlers;

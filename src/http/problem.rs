@@ -49,6 +49,9 @@ pub enum ApiError {
     Conflict(Conflict),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request body did not arrive in time.
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// Over a rate limit; retry after this many seconds.
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::Conflict(Conflict::Username) => "user_exists",
             ApiError::Conflict(Conflict::LastAdmin) => "last_admin",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
             ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::RequestTimeout => "Request timeout",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::TooManyRequests(_) => "Too many requests",
             ApiError::Unavailable(_) => "Service unavailable",
@@ -169,6 +174,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -84,6 +84,9 @@ pub fn test_settings() -> Settings {
         http: HttpSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: 1,
+            body_timeout: Duration::from_secs(5),
+            max_connections: 0,
+            max_connections_per_ip: 256,
         },
         tokens: TokenSettings {
             issuer: ISSUER.into(),
