@@ -27,19 +27,23 @@ impl Password {
         Self(Zeroizing::new(raw))
     }
 
-    /// A password someone wants to set: 8 to 1024 bytes.
+    /// A password someone wants to set: 8 to 1024 characters.
     pub fn parse_new(raw: String) -> Result<Self, InvalidInput> {
         let password = Self::new(raw);
-        if (Self::MIN_LEN..=Self::MAX_LEN).contains(&password.0.len()) {
+        if (Self::MIN_LEN..=Self::MAX_LEN).contains(&password.0.chars().count()) {
             Ok(password)
         } else {
-            Err(InvalidInput::new("password", "must be 8 to 1024 bytes"))
+            Err(InvalidInput::new(
+                "password",
+                "must be 8 to 1024 characters",
+            ))
         }
     }
 
     /// Too long to be worth hashing: refused before any work is done.
     pub fn is_over_limit(&self) -> bool {
-        self.0.len() > Self::MAX_LEN
+        // At most 4 bytes a character: a longer one is over without counting.
+        self.0.len() > 4 * Self::MAX_LEN || self.0.chars().count() > Self::MAX_LEN
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -403,6 +407,11 @@ mod tests {
         assert!(Password::parse_new("x".repeat(1024)).is_ok());
         assert!(Password::parse_new("x".repeat(1025)).is_err());
         assert!(Password::new("x".repeat(1025)).is_over_limit());
+        // Characters, not bytes: 1024 four-byte characters are a valid password.
+        assert!(Password::parse_new("😀".repeat(1024)).is_ok());
+        assert!(!Password::new("😀".repeat(1024)).is_over_limit());
+        assert!(Password::new("😀".repeat(1025)).is_over_limit());
+        assert!(Password::parse_new("é".repeat(7)).is_err(), "7 characters");
         assert_eq!(
             format!("{:?}", Password::new("hunter22".into())),
             "Password(<redacted>)"

@@ -82,6 +82,17 @@ fn has_body(headers: &HeaderMap) -> bool {
         .is_some_and(|length| length.as_bytes() != b"0")
 }
 
+/// For an optional body field that may be left out but not sent as `null`
+/// (`#[serde(default, deserialize_with = "non_null")]`): what the OpenAPI
+/// document says, a field that is absent or of its type.
+pub(crate) fn non_null<'de, D, T>(value: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(value).map(Some)
+}
+
 /// Parses a body sent form-encoded (as OAuth RFCs 7009 and 7662 say) or as JSON.
 pub(crate) fn form_or_json<T: DeserializeOwned>(
     req: &HttpRequest,

@@ -44,7 +44,8 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
-    MethodNotAllowed,
+    /// With the methods the resource serves, for `Allow`.
+    MethodNotAllowed(String),
     #[error("{0} already exists")]
     Conflict(Conflict),
     #[error("request body too large")]
@@ -111,7 +112,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(Conflict::TenantSlug) => "tenant_exists",
             ApiError::Conflict(Conflict::Username) => "user_exists",
             ApiError::Conflict(Conflict::LastAdmin) => "last_admin",
@@ -134,7 +135,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "Bad request",
             ApiError::Forbidden => "Forbidden",
             ApiError::NotFound(_) => "Not found",
-            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::RequestTimeout => "Request timeout",
@@ -171,7 +172,7 @@ impl ResponseError for ApiError {
             ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -201,6 +202,11 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                if let Ok(allow) = HeaderValue::from_str(allow) {
+                    response.insert_header((header::ALLOW, allow));
+                }
             }
             ApiError::TooManyRequests(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
@@ -293,7 +299,7 @@ impl From<super::limits::RetryAfter> for ApiError {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its derived description is used.
 pub enum AdminErrors {
-    /// No credentials, an invalid one, or a throttled address.
+    /// No credentials, or an invalid one.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem<'static>),
     /// A member's token: only services and tenant admins administer.
@@ -302,4 +308,54 @@ pub enum AdminErrors {
     /// No such tenant or user, or one of another tenant: the same answer.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem<'static>),
+    /// Too many invalid credentials from this address (`Retry-After`).
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Problem<'static>),
+    /// Postgres or Redis could not be used in time, or a change is saved but
+    /// not yet in the cache: retry (`Retry-After`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+}
+
+/// The failures of a route that needs a service key or an access token.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived description is used.
+pub enum CallerErrors {
+    /// No credentials, or an invalid one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem<'static>),
+    /// Too many invalid credentials from this address, or over this service
+    /// key's limit (`Retry-After`).
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Problem<'static>),
+    /// Postgres or Redis could not be used in time: retry (`Retry-After`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+}
+
+/// The failures of reading a request body (`body::read_body`, the parsers).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived description is used.
+pub enum BodyErrors {
+    /// A body that does not parse, or a value the rules refuse (`field` names it).
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem<'static>),
+    /// The body did not arrive within the body timeout; the connection closes.
+    #[response(status = 408, content_type = "application/problem+json")]
+    RequestTimeout(Problem<'static>),
+    /// Over 16 KiB.
+    #[response(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Problem<'static>),
+    /// A content type the operation does not read.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem<'static>),
+}
+
+/// Postgres could not be used in time: retry (`Retry-After`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived description is used.
+pub enum UnavailableError {
+    /// Postgres or Redis could not be used in time: retry (`Retry-After`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
 }

@@ -20,7 +20,10 @@ macro_rules! routes {
         pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
 
         fn register_routes(cfg: &mut web::ServiceConfig) {
-            $(cfg.service(resource($path)$(.route(web::$method().to($($handler)::+)))+);)+
+            $(cfg.service(
+                resource($path, &[$(stringify!($method)),+])
+                    $(.route(web::$method().to($($handler)::+)))+
+            );)+
         }
 
         /// The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
@@ -33,7 +36,7 @@ macro_rules! routes {
             ),
             paths($($($($handler)::+),+),+),
             components(schemas(Problem)),
-            modifiers(&SecuritySchemes),
+            modifiers(&SecuritySchemes, &AtLeastOneMember),
             tags(
                 (name = "sessions", description = "Sign-in, refresh, logout and the current user"),
                 (name = "tokens", description = "Introspection and revocation, for services"),
@@ -106,11 +109,30 @@ pub fn configure_starting(cfg: &mut web::ServiceConfig) {
         }));
 }
 
-/// A resource whose wrong methods get a problem+json 405.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+/// A resource whose wrong methods get a problem+json 405 naming the
+/// `methods` it serves in `Allow` (RFC 9110 §15.5.6).
+fn resource(path: &str, methods: &[&str]) -> Resource {
+    let allow = methods.join(", ").to_ascii_uppercase();
+    web::resource(path).default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }
     }))
+}
+
+/// `PatchUser` must name something to change. (utoipa-gen 5.5 writes
+/// `#[schema(min_properties = 1)]` out as `maxProperties`, so it is set here.)
+struct AtLeastOneMember;
+
+impl Modify for AtLeastOneMember {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let schemas = openapi.components.as_mut().map(|c| &mut c.schemas);
+        if let Some(RefOr::T(Schema::Object(patch))) =
+            schemas.and_then(|schemas| schemas.get_mut("PatchUser"))
+        {
+            patch.min_properties = Some(1);
+        }
+    }
 }
 
 struct SecuritySchemes;

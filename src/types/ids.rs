@@ -164,7 +164,9 @@ impl fmt::Display for TenantSlug {
     }
 }
 
-/// A tenant's display name: 1 to 200 characters, no control characters.
+/// A tenant's display name: 1 to 200 characters, no control characters, no
+/// whitespace at either end (refused, not trimmed, so that the OpenAPI
+/// pattern and this rule accept exactly the same names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Text)]
 #[serde(transparent)]
@@ -172,15 +174,15 @@ pub struct TenantName(String);
 
 impl TenantName {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let trimmed = raw.trim();
-        let chars = trimmed.chars().count();
-        if !(1..=200).contains(&chars) || trimmed.chars().any(char::is_control) {
+        let chars = raw.chars().count();
+        let padded = raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace);
+        if !(1..=200).contains(&chars) || padded || raw.chars().any(char::is_control) {
             return Err(InvalidInput::new(
                 "name",
-                "must be 1 to 200 characters without control characters",
+                "must be 1 to 200 characters without control characters or whitespace at either end",
             ));
         }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -226,7 +228,18 @@ impl fmt::Display for Username {
 }
 
 /// What a user may do inside their tenant. Stored as its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    AsExpression,
+    FromSqlRow,
+    utoipa::ToSchema,
+)]
 #[diesel(sql_type = Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -313,12 +326,15 @@ mod tests {
     }
 
     #[test]
-    fn tenant_name_is_trimmed_and_bounded() {
-        assert_eq!(
-            TenantName::parse("  Acme Inc ").unwrap().as_str(),
-            "Acme Inc"
+    fn tenant_name_is_bounded_and_refuses_padding() {
+        assert_eq!(TenantName::parse("Acme Inc").unwrap().as_str(), "Acme Inc");
+        assert!(
+            TenantName::parse("  Acme Inc ").is_err(),
+            "refused, not trimmed"
         );
+        assert!(TenantName::parse("Acme\u{3000}").is_err(), "any whitespace");
         assert!(TenantName::parse("   ").is_err());
+        assert!(TenantName::parse("").is_err());
         assert!(TenantName::parse("a\nb").is_err());
         assert!(TenantName::parse(&"é".repeat(200)).is_ok());
         assert!(TenantName::parse(&"é".repeat(201)).is_err());

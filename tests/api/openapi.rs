@@ -100,3 +100,101 @@ async fn every_registered_route_answers_with_something_other_than_404() {
         );
     }
 }
+
+/// The document's request schemas accept exactly what the server does: a
+/// name, username or password the pattern and lengths allow is valid, and
+/// one they refuse is refused (schemathesis holds the whole API to this in
+/// CI; these are the rules it is easiest to get subtly wrong).
+mod request_rules {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    use tenant_jwt::domain::password::Password;
+    use tenant_jwt::types::ids::{TenantName, Username};
+    use utoipa::OpenApi;
+
+    /// A string property's rules, as the document states them.
+    struct Rule {
+        pattern: Option<regex::Regex>,
+        min: Option<u64>,
+        max: Option<u64>,
+    }
+
+    fn property(schema: &str, name: &str) -> Rule {
+        static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+            serde_json::to_value(tenant_jwt::http::routes::ApiDoc::openapi()).unwrap()
+        });
+        let property = &SPEC["components"]["schemas"][schema]["properties"][name];
+        Rule {
+            pattern: property["pattern"]
+                .as_str()
+                .map(|p| regex::Regex::new(p).unwrap()),
+            min: property["minLength"].as_u64(),
+            max: property["maxLength"].as_u64(),
+        }
+    }
+
+    /// Whether `value` meets the rule's pattern and character bounds.
+    fn allows(rule: &Rule, value: &str) -> bool {
+        let chars = value.chars().count() as u64;
+        rule.pattern.as_ref().is_none_or(|p| p.is_match(value))
+            && rule.min.is_none_or(|min| chars >= min)
+            && rule.max.is_none_or(|max| chars <= max)
+    }
+
+    /// Short strings over the characters the rules are about: letters,
+    /// digits, the username's punctuation, spaces of several kinds, control
+    /// characters and a few beyond ASCII.
+    fn edgy(max: usize) -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            'a', 'Z', '0', '.', '_', '@', '+', '-', ' ', '\t', '\n', '\u{0}', '\u{7f}', '\u{85}',
+            '\u{a0}', '\u{3000}', '\u{2028}', '\u{feff}', 'é', '😀', '/', '"',
+        ]);
+        prop::collection::vec(pieces, 0..max).prop_map(|c| c.into_iter().collect())
+    }
+
+    use std::sync::LazyLock;
+
+    static TENANT_NAME: LazyLock<Rule> = LazyLock::new(|| property("CreateTenant", "name"));
+    static USERNAME: LazyLock<Rule> = LazyLock::new(|| property("CreateUser", "username"));
+    static PASSWORD: LazyLock<Rule> = LazyLock::new(|| property("CreateUser", "password"));
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::with_cases(1000)
+        })]
+
+        #[test]
+        fn tenant_names(name in edgy(12)) {
+            prop_assert_eq!(allows(&TENANT_NAME, &name), TenantName::parse(&name).is_ok(), "{:?}", name);
+        }
+
+        #[test]
+        fn usernames(name in edgy(12)) {
+            prop_assert_eq!(allows(&USERNAME, &name), Username::parse(&name).is_ok(), "{:?}", name);
+        }
+
+        #[test]
+        fn passwords(password in edgy(12)) {
+            let server = Password::parse_new(password.clone()).is_ok();
+            prop_assert_eq!(allows(&PASSWORD, &password), server, "{:?}", password);
+        }
+    }
+
+    #[test]
+    fn long_values_at_their_bounds() {
+        for n in [199, 200, 201] {
+            let value = "é".repeat(n);
+            assert_eq!(
+                allows(&TENANT_NAME, &value),
+                TenantName::parse(&value).is_ok(),
+                "{n}"
+            );
+        }
+        for n in [1023, 1024, 1025] {
+            let value = "😀".repeat(n);
+            let server = Password::parse_new(value.clone()).is_ok();
+            assert_eq!(allows(&PASSWORD, &value), server, "{n}");
+        }
+    }
+}

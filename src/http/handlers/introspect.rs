@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::DomainError;
 use crate::http::body::{form_or_json, no_store_json};
 use crate::http::extract::ServiceCaller;
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, BodyErrors, CallerErrors};
 use crate::http::state::AppState;
 use crate::types::ids::{Role, TenantId, TokenId, UserId, Username};
 
@@ -23,28 +23,50 @@ pub struct IntrospectRequest {
     _token_type_hint: Option<String>,
 }
 
-/// RFC 7662 §2.2. An inactive token has `active: false` and nothing else.
+/// RFC 7662 §2.2. An inactive token has `active: false` and nothing else;
+/// an active one has every other member too.
 #[derive(Serialize, ToSchema)]
+#[schema(as = Introspection)]
 pub struct Introspection<'a> {
     active: bool,
     #[serde(flatten)]
-    #[schema(inline)]
+    #[schema(inline, value_type = Option<ActiveTokenMembers>)]
     token: Option<ActiveToken<'a>>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// The members of an active token's introspection (documentation only: the
+/// answer is `Introspection`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ActiveTokenMembers {
+    #[schema(nullable = false)]
+    sub: Option<uuid::Uuid>,
+    #[schema(nullable = false)]
+    tid: Option<uuid::Uuid>,
+    #[schema(value_type = Option<Role>, nullable = false)]
+    role: Option<String>,
+    #[schema(example = "alice", nullable = false)]
+    username: Option<String>,
+    #[schema(nullable = false)]
+    exp: Option<i64>,
+    #[schema(nullable = false)]
+    iat: Option<i64>,
+    #[schema(nullable = false)]
+    jti: Option<uuid::Uuid>,
+    #[schema(nullable = false)]
+    iss: Option<String>,
+    #[schema(nullable = false)]
+    aud: Option<String>,
+}
+
+#[derive(Serialize)]
 pub struct ActiveToken<'a> {
-    #[schema(value_type = uuid::Uuid)]
     sub: UserId,
-    #[schema(value_type = uuid::Uuid)]
     tid: TenantId,
-    #[schema(value_type = String, example = "member")]
     role: Role,
-    #[schema(value_type = String, example = "alice")]
     username: &'a Username,
     exp: i64,
     iat: i64,
-    #[schema(value_type = uuid::Uuid)]
     jti: TokenId,
     iss: &'a str,
     aud: &'a str,
@@ -58,10 +80,8 @@ pub struct ActiveToken<'a> {
     ),
     responses(
         (status = 200, description = "Active or not", body = Introspection),
-        (status = 400, description = "No token", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong service key", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither form nor JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over this service key's limit", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
+        CallerErrors,
     ),
     security(("service_key" = [])),
 )]

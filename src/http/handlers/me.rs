@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::http::body::no_store_json;
 use crate::http::extract::Authenticated;
-use crate::http::problem::Problem;
+use crate::http::problem::CallerErrors;
 use crate::types::ids::{Role, TenantId, TenantSlug, TokenId, UserId, Username};
 
 #[derive(Serialize, ToSchema)]
@@ -38,8 +38,7 @@ pub struct TokenInfo {
     get, path = "/v1/me", tag = "sessions",
     responses(
         (status = 200, description = "The token's user", body = Me),
-        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many invalid tokens from this address", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
     ),
     security(("access_token" = [])),
 )]

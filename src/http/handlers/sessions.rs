@@ -9,7 +9,7 @@ use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
 use crate::http::body::{form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, ServiceCaller};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};
 use crate::http::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -55,9 +55,10 @@ fn token_response(tokens: &TokenPair) -> HttpResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         (status = 401, description = "Any failure to sign in (`invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over a login limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a login limit (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        UnavailableError,
     ),
 )]
 pub async fn login(
@@ -89,8 +90,9 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         (status = 401, description = "Any failure (`invalid_grant`); reuse of a spent token ends every session of its user", body = Problem, content_type = "application/problem+json"),
+        UnavailableError,
     ),
 )]
 pub async fn refresh(
@@ -108,8 +110,9 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         (status = 401, description = "Any failure (`invalid_grant`), including another tenant's token", body = Problem, content_type = "application/problem+json"),
+        UnavailableError,
     ),
 )]
 pub async fn refresh_in_tenant(
@@ -129,7 +132,7 @@ pub async fn refresh_in_tenant(
     post, path = "/v1/logout", tag = "sessions",
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
     ),
     security(("access_token" = [])),
 )]
@@ -149,7 +152,7 @@ pub async fn logout(
     post, path = "/v1/logout-all", tag = "sessions",
     responses(
         (status = 204, description = "Every session ended"),
-        (status = 401, description = "No token, or an invalid one", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
     ),
     security(("access_token" = [])),
 )]
@@ -184,9 +187,8 @@ pub struct RevokeRequest {
     ),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
-        (status = 400, description = "No token", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong service key", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither form nor JSON", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
+        CallerErrors,
     ),
     security(("service_key" = [])),
 )]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::domain::users::Tenant;
 use crate::http::extract::{AdminCaller, ServiceCaller};
-use crate::http::problem::{AdminErrors, ApiError, Problem};
+use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
 use crate::types::ids::{TenantId, TenantName, TenantSlug};
 
@@ -18,8 +18,11 @@ pub struct CreateTenant {
     /// Lowercase a-z, 0-9 and '-', 1 to 63 characters.
     #[schema(example = "acme", pattern = "^[a-z0-9-]{1,63}$")]
     slug: String,
-    /// 1 to 200 characters.
-    #[schema(example = "Acme Inc")]
+    /// 1 to 200 characters, no control characters, no whitespace at either end.
+    #[schema(
+        example = "Acme Inc",
+        pattern = "^[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]([^\\u0000-\\u001F\\u007F-\\u009F]{0,198}[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000])?$"
+    )]
     name: String,
 }
 
@@ -66,8 +69,8 @@ pub struct RotatedResponse {
     request_body = CreateTenant,
     responses(
         (status = 201, description = "Created", body = TenantResponse),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong service key", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
+        CallerErrors,
         (status = 409, description = "Slug taken (`tenant_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = [])),
@@ -111,7 +114,6 @@ pub async fn get(
     responses(
         (status = 200, description = "Rotated", body = RotatedResponse),
         AdminErrors,
-        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]

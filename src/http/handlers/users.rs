@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::password::Password;
 use crate::domain::users::{NewUser, User, UserPatch};
+use crate::http::body::non_null;
 use crate::http::extract::AdminCaller;
-use crate::http::problem::{AdminErrors, ApiError, Problem, json_error};
+use crate::http::problem::{AdminErrors, ApiError, BodyErrors, Problem, json_error};
 use crate::http::state::AppState;
 use crate::types::ids::{Generation, Role, UserId, Username};
 
@@ -55,14 +56,18 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// A-Z, a-z, 0-9 and `._@+-`, 1 to 128 characters; unique per tenant ignoring case.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9._@+-]{1,128}$")]
     username: String,
-    /// 8 to 1024 bytes.
-    #[schema(example = "correct horse battery staple")]
+    /// 8 to 1024 characters.
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 1024
+    )]
     password: String,
     /// `member` (default) or `admin`.
-    #[serde(default)]
-    #[schema(example = "member")]
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = Role, example = "member", nullable = false)]
     role: Option<String>,
 }
 
@@ -83,7 +88,7 @@ impl CreateUser {
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = UserResponse),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         AdminErrors,
         (status = 409, description = "Username taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -152,14 +157,21 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
 
+/// At least one member (set in `routes::AtLeastOneMember`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     /// `member` or `admin`; a change rotates the user's secret.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = Role, nullable = false)]
     role: Option<String>,
     /// Disabling rotates the secret and ends every session.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = bool, nullable = false)]
     disabled: Option<bool>,
-    /// 8 to 1024 bytes; rotates the secret and ends every session.
+    /// 8 to 1024 characters; rotates the secret and ends every session.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = String, nullable = false, min_length = 8, max_length = 1024)]
     password: Option<String>,
 }
 
@@ -180,10 +192,9 @@ impl PatchUser {
     request_body = PatchUser,
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         AdminErrors,
         (status = 409, description = "Would leave no enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]
@@ -230,14 +241,30 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// How long tokens of the previous generation stay valid: 0 to 86400.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 86400)]
     grace_seconds: u64,
 }
 
+/// A non-negative integer as JSON Schema counts one: `60` or `60.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(value: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(value)?;
+    if let Some(whole) = number.as_u64() {
+        return Ok(whole);
+    }
+    match number.as_f64() {
+        // Exact below 2^53; larger values are refused as out of range anyway.
+        Some(float) if float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float) => {
+            Ok(float as u64)
+        }
+        _ => Err(serde::de::Error::custom("must be a non-negative integer")),
+    }
+}
+
 impl RotateRequest {
-    /// The body is optional; when present it must be valid.
+    /// The body is optional (empty, or JSON `null`); when present it must be valid.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        if body.is_empty() {
+        if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
             return Ok(Self::default());
         }
         serde_json::from_slice(body)
@@ -263,12 +290,11 @@ pub struct RotationResponse {
 #[utoipa::path(
     post, path = "/v1/tenants/{tenant}/users/{user_id}/rotate-secret", tag = "users",
     params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
-    request_body(content = Option<RotateRequest>, description = "Optional"),
+    request_body(content = Option<RotateRequest>, description = "Optional: none (or `null`) rotates without grace"),
     responses(
         (status = 200, description = "Rotated", body = RotationResponse),
-        (status = 400, description = "Invalid grace", body = Problem, content_type = "application/problem+json"),
+        BodyErrors,
         AdminErrors,
-        (status = 503, description = "Saved, but the cache could not be updated: retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("service_key" = []), ("access_token" = [])),
 )]
