@@ -95,6 +95,9 @@ pub struct HttpSettings {
     /// Most open connections from one client address (trusted proxies are
     /// exempt); past it a new connection is closed at once. 0: no cap.
     pub max_connections_per_ip: usize,
+    /// The cookie `/v1/forward-auth` reads the token from when a request has
+    /// no bearer credential; `None`: bearer only.
+    pub forward_auth_cookie: Option<String>,
 }
 
 #[derive(Debug, Clone)]

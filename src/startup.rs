@@ -303,6 +303,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         cache: stores.cache,
         metrics,
         service_keys: settings.service_keys.clone(),
+        forward_auth_cookie: settings.http.forward_auth_cookie.clone(),
         readiness_timeout: settings.database.timeout,
     })
 }

@@ -146,6 +146,9 @@ pub struct SettingsArgs {
         default_value_t = 256
     )]
     pub max_connections_per_ip: usize,
+    /// Cookie /v1/forward-auth reads the access token from when there is no bearer.
+    #[arg(long, env = "TENANT_JWT_FORWARD_AUTH_COOKIE", global = true)]
+    pub forward_auth_cookie: Option<String>,
     /// Master key: base64 of 32 random bytes (`openssl rand -base64 32`).
     #[arg(
         long,
@@ -345,6 +348,7 @@ impl SettingsArgs {
                 body_timeout: self.body_timeout.into(),
                 max_connections: self.max_connections,
                 max_connections_per_ip: self.max_connections_per_ip,
+                forward_auth_cookie: self.forward_auth_cookie.filter(|name| !name.is_empty()),
             },
             tokens: TokenSettings {
                 issuer: self.issuer,

@@ -75,6 +75,48 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// A user for `/v1/forward-auth`: as `Authenticated`, but with no bearer
+/// credential the token may come from the configured cookie
+/// (`TENANT_JWT_FORWARD_AUTH_COOKIE`), as browsers behind a gateway send it.
+pub struct ForwardedUser(pub Verified);
+
+impl FromRequest for ForwardedUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let token = match (bearer(req), &state) {
+            (Err(ApiError::MissingToken), Ok(state)) => state
+                .forward_auth_cookie
+                .as_deref()
+                .and_then(|name| cookie(req, name))
+                .map(str::to_owned)
+                .ok_or(ApiError::MissingToken),
+            (token, _) => token.map(str::to_owned),
+        };
+        let req = req.clone();
+        Box::pin(async move {
+            let (token, state) = (token?, state?);
+            let ip = state.limits.client_ip(&req);
+            Ok(ForwardedUser(verify_from(&state, ip, &token).await?))
+        })
+    }
+}
+
+/// The value of cookie `name` (RFC 6265 §5.4: `name=value` pairs separated
+/// by `;`), if the request carries it and it is not empty.
+fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
 /// One of the SaaS backend's services, by the service key it presented.
 pub struct ServiceCaller(pub ServiceKeyId);
 

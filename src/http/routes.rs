@@ -8,22 +8,35 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::body::MAX_BODY_BYTES;
-use super::handlers::{audit, health, introspect, me, sessions, tenants, users};
+use super::handlers::{audit, forward_auth, health, introspect, me, sessions, tenants, users};
 use super::problem::{ApiError, Problem, json_error};
+
+/// `web::get()` and the rest, and `options`, which actix-web lacks.
+mod method {
+    pub use actix_web::web::{delete, get, head, patch, post, put};
+
+    pub fn options() -> actix_web::Route {
+        actix_web::web::method(actix_web::http::Method::OPTIONS)
+    }
+}
 
 /// Declares every route once: registers them in this order, lists them in
 /// `ROUTES`, and makes the OpenAPI document (`ApiDoc`) from their handlers'
 /// annotations, so no route can be served undocumented or documented unserved.
 macro_rules! routes {
-    ($($path:literal => { $($method:ident: $($handler:ident)::+),+ $(,)? }),+ $(,)?) => {
+    ($($path:literal => { $($($method:ident)|+: $($handler:ident)::+),+ $(,)? }),+ $(,)?) => {
         /// Every registered (method, path).
-        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+        pub const ROUTES: &[(&str, &str)] = &[$($($((stringify!($method), $path)),+),+),+];
 
         fn register_routes(cfg: &mut web::ServiceConfig) {
-            $(cfg.service(
-                resource($path, &[$(stringify!($method)),+])
-                    $(.route(web::$method().to($($handler)::+)))+
-            );)+
+            $(cfg.service({
+                let resource = resource($path, &[$($(stringify!($method)),+),+]);
+                $(let resource = {
+                    let handler = $($handler)::+;
+                    resource$(.route(method::$method().to(handler)))+
+                };)+
+                resource
+            });)+
         }
 
         /// The OpenAPI 3.1 description of every route, served at `GET /openapi.json`.
@@ -42,6 +55,7 @@ macro_rules! routes {
                 (name = "tokens", description = "Introspection and revocation, for services"),
                 (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
                 (name = "users", description = "A tenant's users and their secrets"),
+                (name = "gateway", description = "Forward-auth for API gateways"),
                 (name = "operations", description = "Probes, metrics and this document"),
             ),
         )]
@@ -55,6 +69,14 @@ routes! {
     "/healthz" => { get: health::healthz },
     "/v1/me" => { get: me::me },
     "/v1/introspect" => { post: introspect::introspect },
+    // Gateways forward the original method.
+    "/v1/forward-auth" => {
+        get | head | post | put | patch | delete | options: forward_auth::check,
+    },
+    // Envoy appends the original path (and query) to its path prefix.
+    "/v1/forward-auth/{path:.*}" => {
+        get | head | post | put | patch | delete | options: forward_auth::check_any_path,
+    },
     "/readyz" => { get: health::readyz },
     "/metrics" => { get: health::metrics },
     "/openapi.json" => { get: serve },

@@ -23,6 +23,9 @@ pub struct AppState {
     pub limits: Limits,
     pub metrics: Metrics,
     pub service_keys: ServiceKeys,
+    /// The cookie `/v1/forward-auth` reads a token from when there is no
+    /// bearer credential; `None`: bearer only.
+    pub forward_auth_cookie: Option<String>,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
 }

@@ -5,6 +5,7 @@ mod administration;
 mod architecture;
 mod docs;
 mod faults;
+mod gateway;
 mod hardening;
 mod health;
 mod helpers;

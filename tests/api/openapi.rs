@@ -24,9 +24,10 @@ async fn the_spec_lists_every_registered_route_and_nothing_else() {
         spec["openapi"]
     );
 
+    // A tail segment (`{path:.*}`) is documented as a plain parameter.
     let registered: BTreeSet<(String, String)> = ROUTES
         .iter()
-        .map(|(method, path)| (method.to_string(), path.to_string()))
+        .map(|(method, path)| (method.to_string(), path.replace(":.*}", "}")))
         .collect();
     let documented: BTreeSet<(String, String)> = spec["paths"]
         .as_object()
@@ -85,7 +86,8 @@ async fn every_registered_route_answers_with_something_other_than_404() {
     for (method, path) in ROUTES {
         let path = path
             .replace("{tenant}", "acme")
-            .replace("{user_id}", &uuid::Uuid::nil().to_string());
+            .replace("{user_id}", &uuid::Uuid::nil().to_string())
+            .replace("{path:.*}", "orders/7");
         let response = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&path))

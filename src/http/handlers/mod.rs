@@ -2,6 +2,7 @@
 //! domain function, map the result.
 
 pub mod audit;
+pub mod forward_auth;
 pub mod health;
 pub mod introspect;
 pub mod me;

@@ -87,6 +87,7 @@ pub fn test_settings() -> Settings {
             body_timeout: Duration::from_secs(5),
             max_connections: 0,
             max_connections_per_ip: 256,
+            forward_auth_cookie: None,
         },
         tokens: TokenSettings {
             issuer: ISSUER.into(),
