@@ -294,27 +294,17 @@ impl From<super::limits::RetryAfter> for ApiError {
     }
 }
 
-/// The failures every tenant-administration route can answer with, for the
-/// OpenAPI document (`responses(…, AdminErrors)`).
+/// What tenant administration answers besides `CallerErrors`, for the
+/// OpenAPI document (`responses(…, CallerErrors, AdminErrors)`).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its derived description is used.
 pub enum AdminErrors {
-    /// No credentials, or an invalid one.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem<'static>),
     /// A member's token: only services and tenant admins administer.
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem<'static>),
     /// No such tenant or user, or one of another tenant: the same answer.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem<'static>),
-    /// Too many invalid credentials from this address (`Retry-After`).
-    #[response(status = 429, content_type = "application/problem+json")]
-    TooManyRequests(Problem<'static>),
-    /// Postgres or Redis could not be used in time, or a change is saved but
-    /// not yet in the cache: retry (`Retry-After`).
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem<'static>),
 }
 
 /// The failures of a route that needs a service key or an access token.
@@ -328,7 +318,8 @@ pub enum CallerErrors {
     /// key's limit (`Retry-After`).
     #[response(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Problem<'static>),
-    /// Postgres or Redis could not be used in time: retry (`Retry-After`).
+    /// Postgres or Redis could not be used in time, or a change is saved but
+    /// not yet in the cache: retry (`Retry-After`).
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem<'static>),
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::audit::AuditEvent;
 use crate::http::extract::AdminCaller;
-use crate::http::problem::{AdminErrors, ApiError, Problem};
+use crate::http::problem::{AdminErrors, ApiError, CallerErrors, Problem};
 use crate::http::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -63,6 +63,7 @@ pub struct AuditEventPage {
     responses(
         (status = 200, description = "A page of events", body = AuditEventPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),

@@ -23,6 +23,22 @@ const USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 const ROLE: HeaderName = HeaderName::from_static("x-auth-role");
 const SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 
+/// The answer that lets a request through, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 200,
+    description = "Let the request through; no body",
+    headers(
+        ("X-Auth-User-Id" = uuid::Uuid, description = "The user's id"),
+        ("X-Auth-Tenant-Id" = uuid::Uuid, description = "The tenant's id"),
+        ("X-Auth-Tenant" = String, description = "The tenant's slug"),
+        ("X-Auth-Username" = String, description = "The username"),
+        ("X-Auth-Role" = Role, description = "`member` or `admin`"),
+        ("X-Auth-Session-Id" = uuid::Uuid, description = "The session (`sid`)"),
+    )
+)]
+pub struct Identity;
+
 /// What the gateway's auth URL requires of the user. An unknown parameter is
 /// a 400, so a misspelt requirement fails closed instead of being ignored.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -58,14 +74,7 @@ impl Requirements {
     path = "/v1/forward-auth", tag = "gateway",
     params(Requirements),
     responses(
-        (status = 200, description = "Let the request through; no body", headers(
-            ("X-Auth-User-Id" = uuid::Uuid, description = "The user's id"),
-            ("X-Auth-Tenant-Id" = uuid::Uuid, description = "The tenant's id"),
-            ("X-Auth-Tenant" = String, description = "The tenant's slug"),
-            ("X-Auth-Username" = String, description = "The username"),
-            ("X-Auth-Role" = Role, description = "`member` or `admin`"),
-            ("X-Auth-Session-Id" = uuid::Uuid, description = "The session (`sid`)"),
-        )),
+        Identity,
         (status = 400, description = "An unknown or invalid requirement in the query", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A valid token whose user does not meet `role` or `tenant`", body = Problem, content_type = "application/problem+json"),
         CallerErrors,
@@ -105,14 +114,7 @@ fn identity(record: &KeyRecord, sid: SessionId) -> Result<HttpResponse, ApiError
     path = "/v1/forward-auth/{path}", tag = "gateway",
     params(("path" = String, Path, description = "The original request's path; ignored")),
     responses(
-        (status = 200, description = "Let the request through; no body", headers(
-            ("X-Auth-User-Id" = uuid::Uuid, description = "The user's id"),
-            ("X-Auth-Tenant-Id" = uuid::Uuid, description = "The tenant's id"),
-            ("X-Auth-Tenant" = String, description = "The tenant's slug"),
-            ("X-Auth-Username" = String, description = "The username"),
-            ("X-Auth-Role" = Role, description = "`member` or `admin`"),
-            ("X-Auth-Session-Id" = uuid::Uuid, description = "The session (`sid`)"),
-        )),
+        Identity,
         CallerErrors,
     ),
     security(("access_token" = [])),

@@ -94,6 +94,7 @@ pub async fn create(
     params(("tenant" = String, Path, description = "The tenant's slug")),
     responses(
         (status = 200, description = "The tenant", body = TenantResponse),
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
@@ -113,6 +114,7 @@ pub async fn get(
     params(("tenant" = String, Path, description = "The tenant's slug")),
     responses(
         (status = 200, description = "Rotated", body = RotatedResponse),
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),

@@ -12,7 +12,7 @@ use crate::domain::password::Password;
 use crate::domain::users::{NewUser, User, UserPatch};
 use crate::http::body::non_null;
 use crate::http::extract::AdminCaller;
-use crate::http::problem::{AdminErrors, ApiError, BodyErrors, Problem, json_error};
+use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};
 use crate::http::state::AppState;
 use crate::types::ids::{Generation, Role, UserId, Username};
 
@@ -89,6 +89,7 @@ impl CreateUser {
     responses(
         (status = 201, description = "Created", body = UserResponse),
         BodyErrors,
+        CallerErrors,
         AdminErrors,
         (status = 409, description = "Username taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -117,6 +118,7 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
@@ -143,6 +145,7 @@ pub async fn list(
     params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The user", body = UserResponse),
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
@@ -193,6 +196,7 @@ impl PatchUser {
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
         BodyErrors,
+        CallerErrors,
         AdminErrors,
         (status = 409, description = "Would leave no enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -219,6 +223,7 @@ pub async fn update(
     params(("tenant" = String, Path, description = "The tenant's slug"), ("user_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
+        CallerErrors,
         AdminErrors,
         (status = 409, description = "The last enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -294,6 +299,7 @@ pub struct RotationResponse {
     responses(
         (status = 200, description = "Rotated", body = RotationResponse),
         BodyErrors,
+        CallerErrors,
         AdminErrors,
     ),
     security(("service_key" = []), ("access_token" = [])),
