@@ -92,6 +92,7 @@ impl Services {
             accounts: Accounts::new(
                 pool.clone(),
                 hasher.clone(),
+                master_key.clone(),
                 key_records.clone(),
                 sessions.clone(),
                 metrics.clone(),
@@ -101,6 +102,7 @@ impl Services {
                 hasher,
                 master_key.clone(),
                 key_records,
+                sessions.clone(),
                 metrics.clone(),
             ),
             sessions,

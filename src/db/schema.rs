@@ -76,6 +76,9 @@ diesel::table! {
         access_valid_until -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         revoke_reason -> Nullable<Text>,
+        last_used_at -> Nullable<Timestamptz>,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
     }
 }
 

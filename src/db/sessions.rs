@@ -26,6 +26,24 @@ pub struct RefreshRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A session as its user sees it in their list.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionListing {
+    pub id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Where a session was used from, recorded at login and at each refresh.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionUse<'a> {
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
 /// Which sessions a revocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sessions {
@@ -39,12 +57,16 @@ pub async fn insert_session(
     id: SessionId,
     user: UserId,
     access_valid_until: DateTime<Utc>,
+    used: SessionUse<'_>,
 ) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(id),
             sessions::user_id.eq(user),
             sessions::access_valid_until.eq(access_valid_until),
+            sessions::last_used_at.eq(diesel::dsl::now),
+            sessions::user_agent.eq(used.user_agent),
+            sessions::ip.eq(used.ip),
         ))
         .execute(conn)
         .await
@@ -64,17 +86,72 @@ pub async fn lock_session(
         .optional()
 }
 
-/// Records that an access token valid until `until` was issued in the session.
+/// Records that an access token valid until `until` was issued in the
+/// session, now, to the client `used` describes.
 pub async fn extend_session(
     conn: &mut AsyncPgConnection,
     id: SessionId,
     until: DateTime<Utc>,
+    used: SessionUse<'_>,
 ) -> QueryResult<()> {
     diesel::update(sessions::table.find(id))
-        .set(sessions::access_valid_until.eq(until))
+        .set((
+            sessions::access_valid_until.eq(until),
+            sessions::last_used_at.eq(diesel::dsl::now),
+            sessions::user_agent.eq(used.user_agent),
+            sessions::ip.eq(used.ip),
+        ))
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// The user's session `id`, if it is theirs.
+pub async fn find_session(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: SessionId,
+) -> QueryResult<Option<SessionRow>> {
+    sessions::table
+        .find(id)
+        .filter(sessions::user_id.eq(user))
+        .select(SessionRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The user's live sessions, most recently used first, at most `limit`: not
+/// revoked, and with an access token or a usable refresh token left.
+pub async fn live(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    limit: i64,
+) -> QueryResult<Vec<SessionListing>> {
+    let usable_refresh = refresh_tokens::table
+        .filter(refresh_tokens::session_id.eq(sessions::id))
+        .filter(refresh_tokens::spent_at.is_null())
+        .filter(refresh_tokens::revoked_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(diesel::dsl::now));
+    sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::revoked_at.is_null())
+        .filter(
+            sessions::access_valid_until
+                .gt(diesel::dsl::now)
+                .or(diesel::dsl::exists(usable_refresh)),
+        )
+        .order((
+            diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                "coalesce(last_used_at, created_at)",
+            )
+            .desc(),
+            sessions::id.desc(),
+        ))
+        .limit(limit)
+        .select(SessionListing::as_select())
+        .load(conn)
+        .await
 }
 
 /// Revokes sessions that are not revoked yet, and their refresh tokens;

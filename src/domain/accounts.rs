@@ -1,18 +1,28 @@
-//! Password login: the one way a session starts.
+//! Passwords as their users use them: login, the one way a session starts,
+//! and changing one's own password.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::audit::{self, Actor, AuditContext};
 use super::error::{DomainError, LoginFailure};
 use super::key_records::KeyRecords;
 use super::password::{Password, PasswordHasher};
-use super::sessions::{Sessions, TokenPair};
+use super::rotation::rotate_locked;
+use super::secrets::MasterKey;
+use super::sessions::{Client, Sessions, TokenPair};
+use crate::db::sessions::Sessions as Which;
+use crate::db::users::Lock;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
-use crate::types::ids::{TenantSlug, UserId, Username};
+use crate::types::ids::{InvalidInput, TenantId, TenantSlug, UserId, Username};
 
-/// Password login, and the sessions it starts.
+/// Password login and password changes, and the sessions they start.
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
     hasher: PasswordHasher,
+    master_key: Arc<MasterKey>,
     key_records: KeyRecords,
     sessions: Sessions,
     metrics: Metrics,
@@ -22,6 +32,7 @@ impl Accounts {
     pub fn new(
         db: Db,
         hasher: PasswordHasher,
+        master_key: Arc<MasterKey>,
         key_records: KeyRecords,
         sessions: Sessions,
         metrics: Metrics,
@@ -29,6 +40,7 @@ impl Accounts {
         Self {
             db,
             hasher,
+            master_key,
             key_records,
             sessions,
             metrics,
@@ -43,6 +55,7 @@ impl Accounts {
         tenant: &str,
         username: &str,
         password: Password,
+        client: &Client,
     ) -> Result<TokenPair, DomainError> {
         let refuse = |reason: LoginFailure, user: Option<UserId>| {
             tracing::info!(
@@ -97,9 +110,74 @@ impl Accounts {
         if record.disabled {
             return refuse(LoginFailure::Disabled, Some(user));
         }
-        let tokens = self.sessions.start(&record).await?;
+        let tokens = self.sessions.start(&record, client).await?;
         self.metrics.login("success");
         tracing::info!(tenant, user_id = %user, sid = %tokens.access.claims.sid, "login succeeded");
+        Ok(tokens)
+    }
+
+    /// A signed-in user changes their own password, proving the current one.
+    /// As when an admin sets it, the secret rotates and every session ends,
+    /// so every earlier token of the user dies on every instance; the answer
+    /// is a new session's pair. A wrong current password is
+    /// `InvalidCredentials`, like a failed login.
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        current: Password,
+        new: String,
+        client: &Client,
+    ) -> Result<TokenPair, DomainError> {
+        let new =
+            Password::parse_new(new).map_err(|e| InvalidInput::new("new_password", e.reason))?;
+        let row = self
+            .db
+            .query(async |conn| db::users::find(conn, user, Lock::No).await)
+            .await?
+            .filter(|row| row.tenant_id == tenant);
+        let matches = self
+            .hasher
+            .verify(current, row.as_ref().map(|row| row.password_hash.clone()))
+            .await?;
+        if !matches || row.is_none() {
+            tracing::info!(user_id = %user, reason = LoginFailure::WrongPassword.as_str(), "password change refused");
+            return Err(DomainError::InvalidCredentials(LoginFailure::WrongPassword));
+        }
+        let password_hash = self.hasher.hash(new).await?;
+        let ctx = AuditContext {
+            actor: Actor::User { user, tenant },
+            request_id: None,
+        };
+        self.db
+            .transaction(async |conn| {
+                db::users::find(conn, user, Lock::ForUpdate)
+                    .await?
+                    .ok_or(DomainError::NotFound("user"))?;
+                let changes = db::users::UserChanges {
+                    password_hash: Some(&password_hash),
+                    ..Default::default()
+                };
+                db::users::update(conn, user, changes).await?;
+                let rotation = rotate_locked(conn, &self.master_key, user, Duration::ZERO).await?;
+                let ended =
+                    db::sessions::revoke(conn, Which::AllOf(user), "password_changed").await?;
+                let details = serde_json::json!({
+                    "generation": rotation.generation,
+                    "sessions_ended": ended,
+                });
+                audit::record(conn, &ctx, tenant, "password_changed", Some(user), details).await
+            })
+            .await?;
+        self.key_records.publish(user).await?;
+        self.metrics.rotations("password_changed", 1);
+        let record = self
+            .key_records
+            .load(user)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
+        let tokens = self.sessions.start(&record, client).await?;
+        tracing::info!(user_id = %user, sid = %tokens.access.claims.sid, "password changed");
         Ok(tokens)
     }
 }

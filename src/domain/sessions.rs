@@ -26,13 +26,54 @@ use super::rotation::rotate_locked;
 use super::secrets::MasterKey;
 use super::tokens::{IssuedToken, Issuer};
 use super::verify::Verifier;
-use crate::db::sessions::{NewRefresh, Sessions as Which};
+use crate::db::sessions::{NewRefresh, SessionUse, Sessions as Which};
 use crate::db::users::Lock;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::types::ids::{SessionId, TenantId, UserId};
 
 const REFRESH_PREFIX: &str = "tjr_";
+/// Longest user agent recorded, in characters.
+const USER_AGENT_CHARS: usize = 256;
+/// Most sessions a listing shows (the most recently used).
+pub const MAX_LISTED_SESSIONS: i64 = 100;
+
+/// The client a session is used from, as its user's list of sessions shows
+/// it: recorded at login and at every refresh.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl Client {
+    /// The user agent is cut to 256 characters.
+    pub fn new(user_agent: Option<&str>, ip: Option<std::net::IpAddr>) -> Self {
+        Self {
+            user_agent: user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect()),
+            ip: ip.map(|ip| ip.to_string()),
+        }
+    }
+
+    fn as_use(&self) -> SessionUse<'_> {
+        SessionUse {
+            user_agent: self.user_agent.as_deref(),
+            ip: self.ip.as_deref(),
+        }
+    }
+}
+
+/// A live session, as its user (or an admin) sees it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// The session of the token that asked.
+    pub current: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
 
 /// An opaque refresh token: 256 random bits. Stored only as its SHA-256.
 pub struct RefreshToken(Zeroizing<String>);
@@ -141,13 +182,18 @@ impl Sessions {
     }
 
     /// Starts a session for a user who just proved their password.
-    pub async fn start(&self, record: &KeyRecord) -> Result<TokenPair, DomainError> {
+    pub async fn start(
+        &self,
+        record: &KeyRecord,
+        client: &Client,
+    ) -> Result<TokenPair, DomainError> {
         let sid = SessionId::generate();
         let minted = self.mint(record, sid)?;
         let user = record.user_id;
         self.db
             .transaction(async |conn| {
-                db::sessions::insert_session(conn, sid, user, minted.access_until).await?;
+                let used = client.as_use();
+                db::sessions::insert_session(conn, sid, user, minted.access_until, used).await?;
                 db::sessions::insert_refresh(conn, minted.refresh_row(sid, user)).await?;
                 Ok::<_, DomainError>(())
             })
@@ -161,6 +207,7 @@ impl Sessions {
         &self,
         presented: &str,
         tenant: Option<&str>,
+        client: &Client,
     ) -> Result<TokenPair, DomainError> {
         let hash = RefreshToken::hash_of(presented);
         let found = {
@@ -206,7 +253,8 @@ impl Sessions {
                     Some(session) if session.revoked_at.is_none() => {}
                     _ => return Ok(Err(RefreshFailure::Revoked)),
                 }
-                db::sessions::extend_session(conn, sid, minted.access_until).await?;
+                db::sessions::extend_session(conn, sid, minted.access_until, client.as_use())
+                    .await?;
                 db::sessions::insert_refresh(conn, minted.refresh_row(sid, user)).await?;
                 Ok::<_, DomainError>(Ok(()))
             })
@@ -276,10 +324,54 @@ impl Sessions {
         sid: SessionId,
         reason: &str,
     ) -> Result<(), DomainError> {
+        self.end(user, sid, reason, None).await
+    }
+
+    /// The user's live sessions, most recently used first (at most
+    /// `MAX_LISTED_SESSIONS`); `current` marks the asking token's.
+    pub async fn list(
+        &self,
+        user: UserId,
+        current: Option<SessionId>,
+    ) -> Result<Vec<SessionInfo>, DomainError> {
+        let rows = self
+            .db
+            .query(async |conn| db::sessions::live(conn, user, MAX_LISTED_SESSIONS).await)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| SessionInfo {
+                id: row.id,
+                created_at: row.created_at,
+                last_used_at: row.last_used_at.unwrap_or(row.created_at),
+                current: Some(row.id) == current,
+                user_agent: row.user_agent,
+                ip: row.ip,
+            })
+            .collect())
+    }
+
+    /// Ends the user's session `sid` (NotFound if it is not theirs): its
+    /// tokens die everywhere, as on logout; the user's other sessions go on.
+    /// With `audit`, the event is recorded for that tenant and actor.
+    pub async fn end(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        reason: &str,
+        audit: Option<(&AuditContext, TenantId)>,
+    ) -> Result<(), DomainError> {
         self.db
             .transaction(async |conn| {
+                db::sessions::find_session(conn, user, sid)
+                    .await?
+                    .ok_or(DomainError::NotFound("session"))?;
                 db::sessions::revoke(conn, Which::One(sid), reason).await?;
                 db::users::bump_version(conn, user).await?;
+                if let Some((ctx, tenant)) = audit {
+                    let details = serde_json::json!({ "session_id": sid });
+                    audit::record(conn, ctx, tenant, reason, Some(user), details).await?;
+                }
                 Ok::<_, DomainError>(())
             })
             .await?;

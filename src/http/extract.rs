@@ -13,6 +13,7 @@ use super::problem::ApiError;
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::audit::{Actor, AuditContext};
+use crate::domain::sessions::Client;
 use crate::domain::verify::Verified;
 use crate::types::ids::Role;
 use crate::types::service_keys::ServiceKeyId;
@@ -115,6 +116,26 @@ fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim_matches('"'))
         .filter(|value| !value.is_empty())
+}
+
+/// The client a session is used from: its user agent and address (through
+/// the trusted-proxy rules), for the user's list of sessions.
+pub struct SessionClient(pub Client, pub IpAddr);
+
+impl FromRequest for SessionClient {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).map(|state| {
+            let ip = state.limits.client_ip(req);
+            let user_agent = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            SessionClient(Client::new(user_agent, Some(ip)), ip)
+        }))
+    }
 }
 
 /// One of the SaaS backend's services, by the service key it presented.

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::body::MAX_BODY_BYTES;
-use super::handlers::{audit, forward_auth, health, introspect, me, sessions, tenants, users};
+use super::handlers::{
+    account, audit, forward_auth, health, introspect, me, sessions, tenants, user_sessions, users,
+};
 use super::problem::{ApiError, Problem, json_error};
 
 /// `web::get()` and the rest, and `options`, which actix-web lacks.
@@ -55,6 +57,7 @@ macro_rules! routes {
                 (name = "tokens", description = "Introspection and revocation, for services"),
                 (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
                 (name = "users", description = "A tenant's users and their secrets"),
+                (name = "account", description = "What signed-in users do for themselves"),
                 (name = "gateway", description = "Forward-auth for API gateways"),
                 (name = "operations", description = "Probes, metrics and this document"),
             ),
@@ -89,6 +92,10 @@ routes! {
         delete: users::delete,
     },
     "/v1/tenants/{tenant}/users/{user_id}/rotate-secret" => { post: users::rotate_secret },
+    "/v1/tenants/{tenant}/users/{user_id}/sessions" => { get: user_sessions::list },
+    "/v1/tenants/{tenant}/users/{user_id}/sessions/{session_id}" => {
+        delete: user_sessions::end,
+    },
     "/v1/tenants/{tenant}/rotate-secrets" => { post: tenants::rotate_secrets },
     "/v1/tenants/{tenant}/audit-events" => { get: audit::list },
     "/v1/tenants/{tenant}/login" => { post: sessions::login },
@@ -97,6 +104,9 @@ routes! {
     "/v1/logout" => { post: sessions::logout },
     "/v1/logout-all" => { post: sessions::logout_all },
     "/v1/revoke" => { post: sessions::revoke },
+    "/v1/me/password" => { post: account::change_password },
+    "/v1/me/sessions" => { get: account::sessions },
+    "/v1/me/sessions/{session_id}" => { delete: account::end_session },
 }
 
 /// Registers every route, body limits and problem+json error handlers.

@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod resilience;
 mod rotation;
+mod self_service;
 mod sessions;
 mod shutdown;
 mod storage;

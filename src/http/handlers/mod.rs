@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource. Each is thin: extract, call one
 //! domain function, map the result.
 
+pub mod account;
 pub mod audit;
 pub mod forward_auth;
 pub mod health;
@@ -9,4 +10,5 @@ pub mod me;
 pub mod page;
 pub mod sessions;
 pub mod tenants;
+pub mod user_sessions;
 pub mod users;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
 use crate::http::body::{form_or_json, no_store_json};
-use crate::http::extract::{Authenticated, ServiceCaller};
+use crate::http::extract::{Authenticated, ServiceCaller, SessionClient};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};
 use crate::http::state::AppState;
 
@@ -38,7 +38,7 @@ pub struct TokenResponse<'a> {
     refresh_expires_in: u64,
 }
 
-fn token_response(tokens: &TokenPair) -> HttpResponse {
+pub(crate) fn token_response(tokens: &TokenPair) -> HttpResponse {
     no_store_json(TokenResponse {
         access_token: &tokens.access.access_token,
         token_type: "Bearer",
@@ -63,17 +63,16 @@ fn token_response(tokens: &TokenPair) -> HttpResponse {
 )]
 pub async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    SessionClient(client, ip): SessionClient,
     tenant: web::Path<String>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Before any hashing: an attempt over a limit costs nothing.
-    let ip = state.limits.client_ip(&req);
     state.limits.check_login(ip, &tenant, &username)?;
     let tokens = state
         .accounts
-        .login(&tenant, &username, Password::new(password))
+        .login(&tenant, &username, Password::new(password), &client)
         .await?;
     Ok(token_response(&tokens))
 }
@@ -97,9 +96,13 @@ pub struct RefreshRequest {
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
+    SessionClient(client, _): SessionClient,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = state.sessions.refresh(&body.refresh_token, None).await?;
+    let tokens = state
+        .sessions
+        .refresh(&body.refresh_token, None, &client)
+        .await?;
     Ok(token_response(&tokens))
 }
 
@@ -117,12 +120,13 @@ pub async fn refresh(
 )]
 pub async fn refresh_in_tenant(
     state: web::Data<AppState>,
+    SessionClient(client, _): SessionClient,
     tenant: web::Path<String>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .sessions
-        .refresh(&body.refresh_token, Some(&tenant))
+        .refresh(&body.refresh_token, Some(&tenant), &client)
         .await?;
     Ok(token_response(&tokens))
 }

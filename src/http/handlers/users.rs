@@ -48,7 +48,7 @@ pub struct UserPage {
 }
 
 /// A user id from the path; one that is not even a UUID is simply not found.
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
+pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ApiError::NotFound("user"))
 }
 

@@ -1,0 +1,55 @@
+//! A user's sessions, seen and ended by an admin of their tenant.
+
+use super::{Admin, in_tenant};
+use crate::db;
+use crate::db::users::Lock;
+use crate::domain::audit::AuditContext;
+use crate::domain::error::DomainError;
+use crate::domain::sessions::SessionInfo;
+use crate::types::ids::{SessionId, UserId};
+
+impl Admin {
+    /// The user's live sessions, most recently used first.
+    pub async fn user_sessions(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        user: UserId,
+    ) -> Result<Vec<SessionInfo>, DomainError> {
+        self.user_of(ctx, slug, user).await?;
+        self.sessions.list(user, None).await
+    }
+
+    /// Ends one of the user's sessions (audited as `session_revoked`).
+    pub async fn end_user_session(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<(), DomainError> {
+        let tenant = self.user_of(ctx, slug, user).await?;
+        let audited = Some((ctx, tenant));
+        self.sessions
+            .end(user, session, "session_revoked", audited)
+            .await?;
+        tracing::info!(tenant = %slug, user_id = %user, sid = %session, actor = %ctx.actor.id(), "session ended by an admin");
+        Ok(())
+    }
+
+    /// The tenant of `user`, if the actor may manage it and the user is in it.
+    async fn user_of(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        user: UserId,
+    ) -> Result<crate::types::ids::TenantId, DomainError> {
+        let tenant = self.tenant(ctx, slug).await?;
+        let row = self
+            .db
+            .query(async |conn| db::users::find(conn, user, Lock::No).await)
+            .await?;
+        in_tenant(row, tenant.id)?;
+        Ok(tenant.id)
+    }
+}
