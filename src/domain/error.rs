@@ -166,9 +166,30 @@ impl From<DieselError> for DomainError {
                 _,
             )
             | DieselError::BrokenTransactionManager => DomainError::unavailable(e),
+            // A standby that was a primary a moment ago (failover), or a
+            // server going down or coming up: worth retrying.
+            DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                DomainError::unavailable(e)
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if is_operator_intervention(info.message()) =>
+            {
+                DomainError::unavailable(e)
+            }
             other => DomainError::internal(other),
         }
     }
+}
+
+/// Whether Postgres's message is one of SQLSTATE class 57 (operator
+/// intervention: 57P01 to 57P03, a restart or shutdown under way). diesel
+/// reports these as `Unknown` without the code, so the message decides.
+fn is_operator_intervention(message: &str) -> bool {
+    message.starts_with("terminating connection due to administrator command")
+        || message.starts_with("terminating connection because of crash")
+        || message.starts_with("the database system is shutting down")
+        || message.starts_with("the database system is starting up")
+        || message.starts_with("the database system is in recovery mode")
 }
 
 impl From<SecretError> for DomainError {
@@ -285,6 +306,28 @@ mod tests {
         }
         assert!(matches!(
             DomainError::from(DieselError::BrokenTransactionManager),
+            DomainError::Unavailable(_)
+        ));
+        for restart in [
+            "terminating connection due to administrator command",
+            "the database system is shutting down",
+            "the database system is starting up",
+        ] {
+            let broken = DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(restart.to_owned()),
+            );
+            assert!(
+                matches!(DomainError::from(broken), DomainError::Unavailable(_)),
+                "{restart}: a Postgres restart answers 503, not 500"
+            );
+        }
+        let failover = DieselError::DatabaseError(
+            DatabaseErrorKind::ReadOnlyTransaction,
+            Box::new(String::new()),
+        );
+        assert!(matches!(
+            DomainError::from(failover),
             DomainError::Unavailable(_)
         ));
         let bug =

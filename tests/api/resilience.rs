@@ -293,3 +293,50 @@ async fn start_up_waits_for_postgres_and_redis_answering_probes_meanwhile() {
     let alice = app.tenant_with_user("acme", "alice").await;
     assert_eq!(app.me(&alice.token).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_query_postgres_terminates_mid_flight_is_unavailable_not_internal() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use tenant_jwt::db;
+    use tenant_jwt::domain::DomainError;
+
+    // What a Postgres restart does to a query that is running at that moment.
+    let settings = test_settings();
+    let db = db::prepare_pool(&settings.database).await.unwrap();
+    let slow = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.run(async |conn| {
+                diesel::sql_query("SELECT pg_sleep(3)")
+                    .execute(conn)
+                    .await
+                    .map_err(DomainError::from)
+            })
+            .await
+        }
+    });
+    let mut admin = AsyncPgConnection::establish(settings.database.url.as_str())
+        .await
+        .unwrap();
+    let mut terminated = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        terminated = diesel::sql_query(
+            "SELECT count(pg_terminate_backend(pid))::bigint AS n FROM pg_stat_activity \
+             WHERE query = 'SELECT pg_sleep(3)' AND pid <> pg_backend_pid()",
+        )
+        .get_result::<Count>(&mut admin)
+        .await
+        .unwrap()
+        .n;
+        if terminated > 0 {
+            break;
+        }
+    }
+    assert_eq!(terminated, 1, "the query was seen running");
+    let outcome = slow.await.unwrap();
+    assert!(
+        matches!(outcome, Err(DomainError::Unavailable(_))),
+        "a terminated query is a 503 (retry), not a 500: {outcome:?}"
+    );
+}
