@@ -279,7 +279,7 @@ impl Sessions {
 
     /// Ends the session of this access token; the user's other sessions go on.
     pub async fn logout(&self, user: UserId, sid: SessionId) -> Result<(), DomainError> {
-        self.revoke_session(user, sid, "logout").await
+        self.end(user, sid, "logout", None).await
     }
 
     /// Ends every session of the user and rotates their secret.
@@ -303,28 +303,24 @@ impl Sessions {
             };
             if let Some(found) = found {
                 return self
-                    .revoke_session(found.user_id, found.session_id, "revoked")
+                    .end(found.user_id, found.session_id, "revoked", None)
                     .await;
             }
             return Ok(());
         }
         match self.verifier.verify(token).await {
             Ok(verified) => {
-                self.revoke_session(verified.record.user_id, verified.claims.sid, "revoked")
-                    .await
+                self.end(
+                    verified.record.user_id,
+                    verified.claims.sid,
+                    "revoked",
+                    None,
+                )
+                .await
             }
             Err(DomainError::InvalidToken(_)) => Ok(()),
             Err(other) => Err(other),
         }
-    }
-
-    async fn revoke_session(
-        &self,
-        user: UserId,
-        sid: SessionId,
-        reason: &str,
-    ) -> Result<(), DomainError> {
-        self.end(user, sid, reason, None).await
     }
 
     /// The user's live sessions, most recently used first (at most

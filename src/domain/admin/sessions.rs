@@ -1,12 +1,10 @@
 //! A user's sessions, seen and ended by an admin of their tenant.
 
-use super::{Admin, in_tenant};
-use crate::db;
-use crate::db::users::Lock;
+use super::Admin;
 use crate::domain::audit::AuditContext;
 use crate::domain::error::DomainError;
 use crate::domain::sessions::SessionInfo;
-use crate::types::ids::{SessionId, UserId};
+use crate::types::ids::{SessionId, TenantId, UserId};
 
 impl Admin {
     /// The user's live sessions, most recently used first.
@@ -43,13 +41,7 @@ impl Admin {
         ctx: &AuditContext,
         slug: &str,
         user: UserId,
-    ) -> Result<crate::types::ids::TenantId, DomainError> {
-        let tenant = self.tenant(ctx, slug).await?;
-        let row = self
-            .db
-            .query(async |conn| db::users::find(conn, user, Lock::No).await)
-            .await?;
-        in_tenant(row, tenant.id)?;
-        Ok(tenant.id)
+    ) -> Result<TenantId, DomainError> {
+        Ok(self.user(ctx, slug, user).await?.tenant_id)
     }
 }
