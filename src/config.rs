@@ -62,8 +62,13 @@ pub struct RedisSettings {
     /// How long "no such user" stays cached, so random `sub` values do not
     /// send every request to Postgres.
     pub absent_ttl: Duration,
-    /// Longest wait for any one Redis command before falling back to Postgres.
+    /// Longest wait for any one Redis command before falling back to Postgres
+    /// (and for a pooled connection to come free).
     pub command_timeout: Duration,
+    /// Most pooled connections.
+    pub pool_size: usize,
+    /// Longest time to open one connection.
+    pub connect_timeout: Duration,
     /// The in-process level in front of Redis.
     pub local: LocalCacheSettings,
 }

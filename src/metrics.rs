@@ -3,8 +3,8 @@
 //! Rendered in the text format at `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -26,6 +26,10 @@ pub struct Metrics {
     db_pool_available: IntGauge,
     db_pool_waiting: IntGauge,
     invalidation_channel_up: IntGauge,
+    redis_topology: IntGaugeVec,
+    redis_pool_size: IntGauge,
+    redis_pool_available: IntGauge,
+    redis_pool_waiting: IntGauge,
     invalidations_received: IntCounter,
     connections_refused: IntCounterVec,
     connection_errors: IntCounter,
@@ -145,6 +149,28 @@ impl Metrics {
                 "invalidation_channel_up",
                 "1 while the invalidation subscription is confirmed and the in-process cache is in use",
             ),
+            redis_topology: {
+                let metric = IntGaugeVec::new(
+                    Opts::new("redis_topology", "1 for the Redis set-up REDIS_URL names"),
+                    &["topology"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("registered once");
+                metric
+            },
+            redis_pool_size: gauge(&registry, "redis_pool_connections", "Redis connections open"),
+            redis_pool_available: gauge(
+                &registry,
+                "redis_pool_available",
+                "Redis connections idle in the pool",
+            ),
+            redis_pool_waiting: gauge(
+                &registry,
+                "redis_pool_waiting",
+                "Requests waiting for a Redis connection",
+            ),
             invalidations_received: counter(
                 &registry,
                 "invalidations_received_total",
@@ -172,6 +198,10 @@ impl Metrics {
 
     pub fn invalidation_channel(&self, up: bool) {
         self.invalidation_channel_up.set(i64::from(up));
+    }
+
+    pub fn invalidation_channel_is_up(&self) -> bool {
+        self.invalidation_channel_up.get() == 1
     }
 
     pub fn invalidation_received(&self) {
@@ -219,13 +249,23 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything, with the pool gauges as
     /// they are now.
-    pub fn render(&self, pool: deadpool::Status) -> String {
-        self.db_pool_size
-            .set(i64::try_from(pool.size).unwrap_or(i64::MAX));
-        self.db_pool_available
-            .set(i64::try_from(pool.available).unwrap_or(i64::MAX));
-        self.db_pool_waiting
-            .set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
+    pub fn render(
+        &self,
+        db: deadpool::Status,
+        redis_topology: &str,
+        redis: deadpool::Status,
+    ) -> String {
+        let set = |gauge: &IntGauge, n: usize| gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+        set(&self.db_pool_size, db.size);
+        set(&self.db_pool_available, db.available);
+        set(&self.db_pool_waiting, db.waiting);
+        self.redis_topology.reset();
+        self.redis_topology
+            .with_label_values(&[redis_topology])
+            .set(1);
+        set(&self.redis_pool_size, redis.size);
+        set(&self.redis_pool_available, redis.available);
+        set(&self.redis_pool_waiting, redis.waiting);
         // Counted where actix logs them, process-wide (see `telemetry`).
         let seen = crate::telemetry::connection_errors();
         if let Some(new) = seen.checked_sub(self.connection_errors.get()) {

@@ -31,14 +31,11 @@ impl Stores {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let pool = db::prepare_pool(&settings.database).await?;
         let master_key = Arc::new(open_master_key(&settings.master_key, &pool).await?);
-        let cache = RecordCache::connect(&settings.redis)
+        let cache = RecordCache::new(&settings.redis)?;
+        cache
+            .check()
             .await
-            .with_context(|| {
-                format!(
-                    "connecting to Redis at {}",
-                    crate::config::redacted_url(&settings.redis.url)
-                )
-            })?;
+            .with_context(|| format!("connecting to Redis ({})", cache.topology()))?;
         Ok(Self {
             pool,
             master_key,

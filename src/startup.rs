@@ -246,10 +246,12 @@ async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow:
             db::reachable(&settings.database),
             RecordCache::reachable(&settings.redis)
         );
-        if let Err(CacheError::Redis(e)) = &redis
-            && e.kind() == redis::ErrorKind::InvalidClientConfig
-        {
-            anyhow::bail!("REDIS_URL is invalid: {e}");
+        match &redis {
+            Err(CacheError::Url(e)) => anyhow::bail!("REDIS_URL is invalid: {e}"),
+            Err(CacheError::Redis(e)) if e.kind() == redis::ErrorKind::InvalidClientConfig => {
+                anyhow::bail!("REDIS_URL is invalid: {e}")
+            }
+            _ => {}
         }
         checks.postgres.store(postgres.is_ok(), Ordering::Relaxed);
         checks.redis.store(redis.is_ok(), Ordering::Relaxed);

@@ -8,13 +8,24 @@
 //! while the subscription is confirmed: when the connection closes or a ping
 //! goes unanswered within the Redis timeout, the local level is flushed and
 //! bypassed until a new subscription is in place, then flushed again.
+//!
+//! The subscription follows the topology (`Resolver`): on a standalone
+//! server it is that server; under Sentinel it is the master the Sentinels
+//! name, and each heartbeat also asks them whether the master has moved
+//! (a failover that left the old master running); on a cluster it is any
+//! reachable node (a `PUBLISH` reaches every node), the next one in the list
+//! when the one it was on is lost.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ConnectionAddr, ConnectionInfo};
 
 use super::local::LocalCache;
+use super::pool::RedisPool;
+use super::topology::Topology;
 use crate::metrics::Metrics;
 use crate::types::ids::UserId;
 
@@ -25,7 +36,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Where and how the subscriber listens.
 #[derive(Clone)]
 pub struct Subscription {
-    pub client: redis::Client,
+    pub topology: Topology,
+    /// Its idle connections are dropped when the master moves.
+    pub pool: RedisPool,
     pub channel: String,
     pub heartbeat: Duration,
     pub timeout: Duration,
@@ -39,18 +52,30 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
     metrics: Metrics,
 ) {
     let mut backoff = MIN_BACKOFF;
+    let mut resolver = Resolver::new(&subscription.topology);
     loop {
-        match subscribe(&subscription).await {
-            Ok((mut sink, mut stream)) => {
+        match subscribe(&subscription, &mut resolver).await {
+            Ok((node, mut sink, mut stream)) => {
                 local.set_live(true);
                 metrics.invalidation_channel(true);
                 backoff = MIN_BACKOFF;
-                tracing::info!("invalidation channel subscribed; in-process cache in use");
-                let why = listen(&subscription, &mut sink, &mut stream, &local, &metrics).await;
+                tracing::info!(%node, "invalidation channel subscribed; in-process cache in use");
+                let why = listen(
+                    &subscription,
+                    &mut resolver,
+                    &node,
+                    (&mut sink, &mut stream),
+                    &local,
+                    &metrics,
+                )
+                .await;
                 local.set_live(false);
                 metrics.invalidation_channel(false);
+                // Idle pooled connections most likely lead where this one did.
+                subscription.pool.drop_idle();
                 tracing::warn!(
                     reason = why,
+                    %node,
                     "invalidation channel lost; in-process cache flushed and bypassed"
                 );
             }
@@ -63,11 +88,16 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
     }
 }
 
-async fn subscribe(s: &Subscription) -> Result<(PubSubSink, PubSubStream), String> {
+async fn subscribe(
+    s: &Subscription,
+    resolver: &mut Resolver,
+) -> Result<(ConnectionAddr, PubSubSink, PubSubStream), String> {
     let subscribed = async {
-        let (mut sink, stream) = s.client.get_async_pubsub().await?.split();
+        let node = resolver.node().await?;
+        let client = redis::Client::open(node.clone())?;
+        let (mut sink, stream) = client.get_async_pubsub().await?.split();
         sink.subscribe(&s.channel).await?;
-        Ok::<_, redis::RedisError>((sink, stream))
+        Ok::<_, redis::RedisError>((node.addr().clone(), sink, stream))
     };
     match tokio::time::timeout(s.timeout * 4, subscribed).await {
         Ok(Ok(pair)) => Ok(pair),
@@ -79,8 +109,9 @@ async fn subscribe(s: &Subscription) -> Result<(PubSubSink, PubSubStream), Strin
 /// Applies messages until the channel breaks; returns why it broke.
 async fn listen<V: Clone + Send + Sync + 'static>(
     s: &Subscription,
-    sink: &mut PubSubSink,
-    stream: &mut PubSubStream,
+    resolver: &mut Resolver,
+    node: &ConnectionAddr,
+    (sink, stream): (&mut PubSubSink, &mut PubSubStream),
     local: &LocalCache<V>,
     metrics: &Metrics,
 ) -> &'static str {
@@ -105,7 +136,133 @@ async fn listen<V: Clone + Send + Sync + 'static>(
                 if !matches!(pong, Ok(Ok(_))) {
                     return "heartbeat unanswered";
                 }
+                if resolver.master_moved_from(node, s.timeout).await {
+                    return "the Sentinels named another master";
+                }
             }
         }
     }
+}
+
+/// Finds the node to subscribe on, as the topology says.
+enum Resolver {
+    Standalone(ConnectionInfo),
+    Sentinel {
+        client: Box<SentinelClient>,
+        sentinels: Vec<ConnectionInfo>,
+        master: String,
+        /// A connection to a Sentinel, kept for the heartbeat's question.
+        asking: Option<MultiplexedConnection>,
+    },
+    Cluster {
+        nodes: Vec<ConnectionInfo>,
+        next: usize,
+    },
+}
+
+impl Resolver {
+    fn new(topology: &Topology) -> Self {
+        match topology.clone() {
+            Topology::Standalone(info) => Resolver::Standalone(info),
+            Topology::Sentinel {
+                sentinels,
+                master,
+                node,
+            } => {
+                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
+                let client = SentinelClient::build(
+                    sentinels.clone(),
+                    master.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .expect("a parsed topology builds a Sentinel client");
+                Resolver::Sentinel {
+                    client: Box::new(client),
+                    sentinels,
+                    master,
+                    asking: None,
+                }
+            }
+            Topology::Cluster { nodes } => Resolver::Cluster { nodes, next: 0 },
+        }
+    }
+
+    /// The node for the next subscription: the server, the master the
+    /// Sentinels name now (checked to be a master), or the next cluster node.
+    async fn node(&mut self) -> redis::RedisResult<ConnectionInfo> {
+        match self {
+            Resolver::Standalone(info) => Ok(info.clone()),
+            Resolver::Sentinel { client, .. } => {
+                Ok(client.async_get_client().await?.get_connection_info().clone())
+            }
+            Resolver::Cluster { nodes, next } => {
+                let node = nodes[*next % nodes.len()].clone();
+                *next = next.wrapping_add(1);
+                Ok(node)
+            }
+        }
+    }
+
+    /// Under Sentinel, whether the Sentinels now name a master other than
+    /// `subscribed`. An unreachable Sentinel answers no: the subscription
+    /// itself is checked by its own heartbeat.
+    async fn master_moved_from(&mut self, subscribed: &ConnectionAddr, timeout: Duration) -> bool {
+        let Resolver::Sentinel {
+            sentinels,
+            master,
+            asking,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let asked = tokio::time::timeout(timeout * 4, async {
+            if asking.is_none() {
+                *asking = Some(any_sentinel(sentinels).await?);
+            }
+            let conn = asking.as_mut().expect("set just above");
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&*master)
+                .query_async::<Option<(String, u16)>>(conn)
+                .await
+        })
+        .await;
+        match asked {
+            Ok(Ok(Some((host, port)))) => {
+                let named = ConnectionAddr::Tcp(host, port);
+                let moved = !same_address(&named, subscribed);
+                if moved {
+                    tracing::warn!(from = %subscribed, to = %named, "the Sentinels named another master");
+                }
+                moved
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(_)) | Err(_) => {
+                *asking = None;
+                false
+            }
+        }
+    }
+}
+
+async fn any_sentinel(sentinels: &[ConnectionInfo]) -> redis::RedisResult<MultiplexedConnection> {
+    let mut last = None;
+    for sentinel in sentinels {
+        let client = redis::Client::open(sentinel.clone())?;
+        match client.get_multiplexed_async_connection().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no Sentinel listed"))
+    }))
+}
+
+/// Whether two addresses name the same server, as written (`localhost` and
+/// `127.0.0.1` are not resolved: Sentinels report what masters announce).
+fn same_address(a: &ConnectionAddr, b: &ConnectionAddr) -> bool {
+    a.to_string() == b.to_string()
 }

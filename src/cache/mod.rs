@@ -7,28 +7,38 @@
 //! that loaded a record from Postgres just before a rotation committed can
 //! therefore never write the old record back over the new one.
 //!
-//! All commands go through one shared multiplexed connection (no pool
-//! checkout per request), each bounded by a timeout. In front of it sits an
+//! Commands go through a deadpool-redis pool (`pool`) on whichever topology
+//! `REDIS_URL` names (`topology`): one server, a Sentinel-watched master, or
+//! a Cluster. Every key of a user carries the user id as its hash tag, so a
+//! user's keys share one cluster slot and every script touches one slot.
+//! Each command is bounded by a timeout. In front of Redis sits an
 //! in-process level (`local`), kept in step across instances by a pub/sub
 //! channel (`invalidation`).
 
 pub mod breaker;
 pub mod invalidation;
 pub mod local;
+pub mod pool;
+pub mod topology;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{FromRedisValue, Script};
 
+use self::pool::{PoolError, PoolSettings, RedisPool};
+use self::topology::{Topology, UrlError};
 use crate::config::RedisSettings;
 use crate::types::ids::UserId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis pool: {0}")]
+    Pool(#[from] PoolError<redis::RedisError>),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     /// Redis failed repeatedly just now; not asked (see `breaker`).
@@ -47,8 +57,8 @@ pub enum Cached {
 
 #[derive(Clone)]
 pub struct RecordCache {
-    client: redis::Client,
-    conn: ConnectionManager,
+    topology: Topology,
+    pool: RedisPool,
     prefix: String,
     record_ttl: Duration,
     absent_ttl: Duration,
@@ -70,21 +80,22 @@ return 1
 "#;
 
 impl RecordCache {
-    pub async fn connect(settings: &RedisSettings) -> Result<Self, CacheError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.command_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
-            .set_number_of_retries(2);
-        let conn = tokio::time::timeout(
-            settings.command_timeout * 4,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| CacheError::Timeout(settings.command_timeout * 4))??;
+    /// Reads the topology from the URL and builds the pool; connections
+    /// open as they are needed. Fails only on settings (a malformed URL).
+    pub fn new(settings: &RedisSettings) -> Result<Self, CacheError> {
+        let topology = Topology::parse(&settings.url)?;
+        let pool = RedisPool::new(
+            &topology,
+            PoolSettings {
+                size: settings.pool_size,
+                wait: settings.command_timeout,
+                connect: settings.connect_timeout,
+            },
+            settings.command_timeout,
+        )?;
         Ok(Self {
-            client,
-            conn,
+            topology,
+            pool,
             prefix: settings.key_prefix.clone(),
             record_ttl: settings.record_ttl,
             absent_ttl: settings.absent_ttl,
@@ -94,25 +105,28 @@ impl RecordCache {
         })
     }
 
-    /// Whether Redis answers a PING (within a few command timeouts), on a
-    /// connection of its own.
+    /// Whether Redis answers a PING, on a pool of its own (start-up).
     pub async fn reachable(settings: &RedisSettings) -> Result<(), CacheError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let limit = settings.command_timeout * 4;
-        let ping = async {
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await
-        };
-        tokio::time::timeout(limit, ping)
-            .await
-            .map_err(|_| CacheError::Timeout(limit))?
-            .map(drop)
-            .map_err(Into::into)
+        Self::new(settings)?.check().await
     }
 
-    /// The Redis key of a user's record.
+    /// A PING, with the reason it failed.
+    pub async fn check(&self) -> Result<(), CacheError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
+
+    /// The Redis key of a user's record. The user id is the hash tag: all
+    /// of one user's keys live in one cluster slot.
     pub fn key(&self, user: UserId) -> String {
-        format!("{}user:{}", self.prefix, user)
+        format!("{}{{{}}}:record", self.prefix, user)
     }
 
     /// The pub/sub channel on which changed users are announced.
@@ -123,7 +137,8 @@ impl RecordCache {
     /// What a subscriber to the invalidation channel needs.
     pub fn subscription(&self, heartbeat: Duration) -> invalidation::Subscription {
         invalidation::Subscription {
-            client: self.client.clone(),
+            topology: self.topology.clone(),
+            pool: self.pool.clone(),
             channel: self.invalidation_channel(),
             heartbeat,
             timeout: self.timeout,
@@ -133,15 +148,13 @@ impl RecordCache {
     /// Tells every instance to forget `user` locally. Call only once the
     /// user's new record (or its absence) is in Redis.
     pub async fn announce(&self, user: UserId) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
-        self.bounded(conn.publish::<_, _, i64>(self.invalidation_channel(), user.to_string()))
-            .await
-            .map(drop)
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(self.invalidation_channel()).arg(user.to_string());
+        self.query::<i64>(&publish).await.map(drop)
     }
 
     pub async fn get(&self, user: UserId) -> Result<Option<Cached>, CacheError> {
-        let mut conn = self.conn.clone();
-        let raw: Option<Vec<u8>> = self.bounded(conn.get(self.key(user))).await?;
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(user))).await?;
         Ok(raw.and_then(|value| decode(&value)))
     }
 
@@ -162,15 +175,11 @@ impl RecordCache {
     }
 
     pub async fn remove(&self, user: UserId) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
-        self.bounded(conn.del::<_, ()>(self.key(user))).await
+        self.query(redis::cmd("DEL").arg(self.key(user))).await
     }
 
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-            .is_ok()
+        self.check().await.is_ok()
     }
 
     async fn put(
@@ -180,31 +189,58 @@ impl RecordCache {
         payload: &[u8],
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
         let mut invocation = self.put_script.key(self.key(user));
         invocation
             .arg(version)
             .arg(payload)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
-        self.bounded(invocation.invoke_async::<i64>(&mut conn))
+        self.run::<i64>(Command::Script(&invocation))
             .await
             .map(drop)
     }
 
-    async fn bounded<T>(
-        &self,
-        command: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, CacheError> {
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, CacheError> {
+        self.run(Command::Plain(cmd)).await
+    }
+
+    /// Runs `command` on a pooled connection, within the timeout, unless
+    /// the breaker is open. A connection whose command failed or timed out
+    /// is closed, not returned to the pool.
+    async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, CacheError> {
         if !self.breaker.allows(Instant::now()) {
             return Err(CacheError::CircuitOpen);
         }
-        let outcome = match tokio::time::timeout(self.timeout, command).await {
-            Ok(result) => result.map_err(CacheError::from),
-            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        let outcome = match self.pool.get().await {
+            Ok(mut conn) => {
+                let sent = tokio::time::timeout(self.timeout, async {
+                    match command {
+                        Command::Plain(cmd) => cmd.query_async(&mut conn).await,
+                        Command::Script(script) => script.invoke_async(&mut conn).await,
+                    }
+                })
+                .await;
+                match sent {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(e)) => {
+                        conn.discard();
+                        Err(CacheError::Redis(e))
+                    }
+                    Err(_) => {
+                        conn.discard();
+                        Err(CacheError::Timeout(self.timeout))
+                    }
+                }
+            }
+            Err(e) => Err(CacheError::Pool(e)),
         };
         self.breaker.record(outcome.is_ok(), Instant::now());
         outcome
     }
+}
+
+enum Command<'a> {
+    Plain(&'a redis::Cmd),
+    Script(&'a redis::ScriptInvocation<'a>),
 }
 
 /// Parses `<version>|<payload>`; an empty payload is a negative entry.

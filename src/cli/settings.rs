@@ -111,6 +111,24 @@ pub struct SettingsArgs {
         default_value = "250ms"
     )]
     pub redis_timeout: humantime::Duration,
+    /// Most Redis connections the instance keeps open (per cluster node for
+    /// a cluster); a command waits at most TENANT_JWT_REDIS_TIMEOUT for one.
+    #[arg(
+        long,
+        env = "TENANT_JWT_REDIS_POOL_SIZE",
+        global = true,
+        default_value_t = 16
+    )]
+    pub redis_pool_size: usize,
+    /// Longest time to open a Redis connection (under Sentinel: ask the
+    /// Sentinels, then reach the master).
+    #[arg(
+        long,
+        env = "TENANT_JWT_REDIS_CONNECT_TIMEOUT",
+        global = true,
+        default_value = "1s"
+    )]
+    pub redis_connect_timeout: humantime::Duration,
     /// Address to listen on.
     #[arg(
         long,
@@ -323,6 +341,10 @@ impl SettingsArgs {
             !self.access_token_ttl.is_zero(),
             "TENANT_JWT_ACCESS_TOKEN_TTL must be positive"
         );
+        anyhow::ensure!(
+            !self.redis_prefix.contains(['{', '}']),
+            "TENANT_JWT_REDIS_PREFIX must not contain braces: keys use the user id as their cluster hash tag"
+        );
         Ok(Settings {
             database: DatabaseSettings {
                 url: database_url,
@@ -335,6 +357,8 @@ impl SettingsArgs {
                 record_ttl: self.cache_ttl.into(),
                 absent_ttl: self.negative_cache_ttl.into(),
                 command_timeout: self.redis_timeout.into(),
+                pool_size: self.redis_pool_size.max(1),
+                connect_timeout: self.redis_connect_timeout.into(),
                 local: LocalCacheSettings {
                     capacity: self.local_cache_capacity,
                     ttl: self.local_cache_ttl.into(),

@@ -200,7 +200,7 @@ async fn the_database_keeps_exactly_one_current_secret_per_user() {
 #[tokio::test]
 async fn a_stale_cache_write_never_replaces_a_newer_record() {
     let settings = test_settings();
-    let cache = RecordCache::connect(&settings.redis).await.unwrap();
+    let cache = RecordCache::new(&settings.redis).unwrap();
     let user = UserId::generate();
 
     cache.put_record(user, 2, b"{\"v\":2}").await.unwrap();

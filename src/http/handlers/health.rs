@@ -22,6 +22,25 @@ pub struct Checks {
     postgres: &'static str,
     /// `ok` or `unreachable`.
     redis: &'static str,
+    /// The Redis set-up and the state of each part; absent during start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_parts: Option<RedisParts>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedisParts {
+    /// What `REDIS_URL` names.
+    #[schema(example = "sentinel")]
+    topology: &'static str,
+    /// Open pooled connections.
+    pool_connections: usize,
+    /// Of which idle.
+    pool_idle: usize,
+    pool_max: usize,
+    /// `subscribed` while invalidations arrive (the in-process cache is in
+    /// use), else `down` (it is bypassed).
+    #[schema(example = "subscribed")]
+    invalidation: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -56,7 +75,19 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, redis) =
         tokio::join!(state.db.ping(state.readiness_timeout), state.cache.ping());
-    readiness(postgres, redis, true)
+    let pool = state.cache.pool().status();
+    let parts = RedisParts {
+        topology: state.cache.topology().name(),
+        pool_connections: pool.size,
+        pool_idle: pool.available,
+        pool_max: pool.max_size,
+        invalidation: if state.metrics.invalidation_channel_is_up() {
+            "subscribed"
+        } else {
+            "down"
+        },
+    };
+    readiness(postgres, redis, Some(parts))
 }
 
 /// What start-up has found so far, for `/readyz` while the service waits
@@ -70,14 +101,17 @@ pub struct StartupChecks {
 /// `/readyz` during start-up: never ready, with what is reachable so far.
 pub async fn readyz_starting(checks: web::Data<StartupChecks>) -> HttpResponse {
     let reachable = |check: &AtomicBool| check.load(Ordering::Relaxed);
-    readiness(reachable(&checks.postgres), reachable(&checks.redis), false)
+    readiness(reachable(&checks.postgres), reachable(&checks.redis), None)
 }
 
-fn readiness(postgres: bool, redis: bool, started: bool) -> HttpResponse {
+/// `redis_parts` is `None` until start-up has finished (never ready then).
+fn readiness(postgres: bool, redis: bool, redis_parts: Option<RedisParts>) -> HttpResponse {
     let word = |up: bool| if up { "ok" } else { "unreachable" };
+    let started = redis_parts.is_some();
     let checks = Checks {
         postgres: word(postgres),
         redis: word(redis),
+        redis_parts,
     };
     if postgres && redis && started {
         HttpResponse::Ok().json(Readiness {
@@ -104,5 +138,9 @@ fn readiness(postgres: bool, redis: bool, started: bool) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(state.db.status()))
+        .body(state.metrics.render(
+            state.db.status(),
+            state.cache.topology().name(),
+            state.cache.pool().status(),
+        ))
 }

@@ -75,6 +75,8 @@ pub fn test_settings() -> Settings {
             record_ttl: Duration::from_secs(300),
             absent_ttl: Duration::from_secs(30),
             command_timeout: Duration::from_millis(500),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(1),
             local: LocalCacheSettings {
                 capacity: 10_000,
                 ttl: Duration::from_secs(30),
