@@ -160,7 +160,11 @@ impl Metrics {
                     .expect("registered once");
                 metric
             },
-            redis_pool_size: gauge(&registry, "redis_pool_connections", "Redis connections open"),
+            redis_pool_size: gauge(
+                &registry,
+                "redis_pool_connections",
+                "Redis connections open",
+            ),
             redis_pool_available: gauge(
                 &registry,
                 "redis_pool_available",

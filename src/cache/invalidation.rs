@@ -71,8 +71,8 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
                 .await;
                 local.set_live(false);
                 metrics.invalidation_channel(false);
-                // Idle pooled connections most likely lead where this one did.
-                subscription.pool.drop_idle();
+                // Pooled connections most likely lead where this one did.
+                subscription.pool.forget_connections();
                 tracing::warn!(
                     reason = why,
                     %node,
@@ -193,9 +193,11 @@ impl Resolver {
     async fn node(&mut self) -> redis::RedisResult<ConnectionInfo> {
         match self {
             Resolver::Standalone(info) => Ok(info.clone()),
-            Resolver::Sentinel { client, .. } => {
-                Ok(client.async_get_client().await?.get_connection_info().clone())
-            }
+            Resolver::Sentinel { client, .. } => Ok(client
+                .async_get_client()
+                .await?
+                .get_connection_info()
+                .clone()),
             Resolver::Cluster { nodes, next } => {
                 let node = nodes[*next % nodes.len()].clone();
                 *next = next.wrapping_add(1);

@@ -149,7 +149,9 @@ impl RecordCache {
     /// user's new record (or its absence) is in Redis.
     pub async fn announce(&self, user: UserId) -> Result<(), CacheError> {
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(self.invalidation_channel()).arg(user.to_string());
+        publish
+            .arg(self.invalidation_channel())
+            .arg(user.to_string());
         self.query::<i64>(&publish).await.map(drop)
     }
 

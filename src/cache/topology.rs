@@ -52,9 +52,12 @@ fn wrong(part: &'static str, problem: impl Into<String>) -> UrlError {
 
 impl Topology {
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| wrong("the scheme", "expected `redis://`, `redis+sentinel://` or `redis+cluster://`"))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            wrong(
+                "the scheme",
+                "expected `redis://`, `redis+sentinel://` or `redis+cluster://`",
+            )
+        })?;
         match scheme {
             "redis" | "rediss" | "unix" | "redis+unix" => standalone(url),
             "redis+sentinel" => sentinel(rest),
@@ -157,9 +160,13 @@ fn addresses(hosts: &str, default_port: u16) -> Result<Vec<ConnectionAddr>, UrlE
             let (name, port) = match host.rsplit_once(':') {
                 // `[::1]:26379`, `host:6379`; a bare IPv6 address needs brackets.
                 Some((name, port)) if !name.is_empty() && !port.contains(']') => {
-                    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                        wrong("the host list", format!("`{host}` has no valid port"))
-                    })?;
+                    let port = port
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| {
+                            wrong("the host list", format!("`{host}` has no valid port"))
+                        })?;
                     (name, port)
                 }
                 _ => (host, default_port),
@@ -170,7 +177,10 @@ fn addresses(hosts: &str, default_port: u16) -> Result<Vec<ConnectionAddr>, UrlE
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
             if !valid {
-                return Err(wrong("the host list", format!("`{host}` is not a host name")));
+                return Err(wrong(
+                    "the host list",
+                    format!("`{host}` is not a host name"),
+                ));
             }
             Ok(ConnectionAddr::Tcp(name.to_owned(), port))
         })

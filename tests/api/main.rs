@@ -21,4 +21,5 @@ mod self_service;
 mod sessions;
 mod shutdown;
 mod storage;
+mod topologies;
 mod verification;

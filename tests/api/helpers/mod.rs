@@ -7,6 +7,7 @@
 mod client;
 mod logs;
 mod proxy;
+pub mod redis_servers;
 mod tokens;
 
 pub use logs::captured_logs;
@@ -121,6 +122,7 @@ pub fn service_key() -> String {
 }
 
 /// A logged-in member of a tenant.
+#[derive(Clone)]
 pub struct Member {
     pub tenant_id: String,
     pub id: UserId,

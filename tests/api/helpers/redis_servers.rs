@@ -2,7 +2,7 @@
 //! ports and stopped when dropped: a master with a replica and a Sentinel,
 //! and a 3-master cluster made with `redis-cli --cluster create`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -112,10 +112,6 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(format!("redis://{}", self.address()))?
             .get_multiplexed_async_connection()
@@ -180,7 +176,8 @@ pub struct SentinelSet {
 impl SentinelSet {
     pub async fn start() -> Self {
         let master = RedisServer::start(&[]).await;
-        let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await;
+        let replica =
+            RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await;
         let sentinel = RedisServer::sentinel(master.port).await;
         let set = SentinelSet {
             master,
@@ -189,25 +186,104 @@ impl SentinelSet {
         };
         // A failover needs the replica in sync and known to the Sentinel.
         eventually(Duration::from_secs(20), "replica in sync", || async {
-            set.replica.info("replication").await.contains("master_link_status:up")
+            set.replica
+                .info("replication")
+                .await
+                .contains("master_link_status:up")
         })
         .await;
-        eventually(Duration::from_secs(20), "Sentinel knows the replica", || async {
-            let mut conn = set.sentinel.connect().await.unwrap();
-            let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
-                .arg("REPLICAS")
-                .arg(MASTER_NAME)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or_default();
-            !replicas.is_empty()
-        })
+        eventually(
+            Duration::from_secs(20),
+            "Sentinel knows the replica",
+            || async {
+                let mut conn = set.sentinel.connect().await.unwrap();
+                let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                    .arg("REPLICAS")
+                    .arg(MASTER_NAME)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                !replicas.is_empty()
+            },
+        )
         .await;
         set
     }
 
     pub fn url(&self) -> String {
         format!("redis+sentinel://{}/{MASTER_NAME}", self.sentinel.address())
+    }
+
+    /// Subscribers to the instances' invalidation channels on `server`.
+    pub async fn subscribers(&self, server: &RedisServer) -> u64 {
+        let Ok(mut conn) = server.connect().await else {
+            return 0;
+        };
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg("*invalidations")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let mut total = 0;
+        for channel in channels {
+            let (_, n): (String, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            total += n;
+        }
+        total
+    }
+
+    /// `SENTINEL FAILOVER`: promotes a replica while the master stays up
+    /// (retried while the Sentinel finds no good replica yet).
+    pub async fn failover(&self) {
+        let before = self.master_port().await;
+        eventually(Duration::from_secs(20), "a manual failover", || async {
+            let mut conn = self.sentinel.connect().await.unwrap();
+            let _ = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(MASTER_NAME)
+                .query_async::<String>(&mut conn)
+                .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.master_port().await != before
+        })
+        .await;
+    }
+
+    /// The master now asks for a password, and the Sentinel's connections to
+    /// it are closed: the Sentinel reconnects, gets `NOAUTH` to its `PING`s and
+    /// takes the master for down, while every other client stays connected.
+    pub async fn cut_off_master_from_sentinel(&self) {
+        let mut conn = self.master.connect().await.unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(uuid::Uuid::new_v4().to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for line in clients.lines().filter(|l| l.contains(" name=sentinel-")) {
+            let id = line
+                .split(' ')
+                .find_map(|field| field.strip_prefix("id="))
+                .unwrap();
+            let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query_async(&mut conn)
+                .await;
+        }
     }
 
     /// The port the Sentinel names as master now.
@@ -299,25 +375,23 @@ impl ClusterSet {
             .query_async(&mut conn)
             .await
             .unwrap();
-        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+        // Each range: [start, end, [host, port, id], replicas…].
+        let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query_async::<Vec<Vec<redis::Value>>>(&mut conn)
+            .query_async(&mut conn)
             .await
-            .unwrap()
+            .unwrap();
+        let port = ranges
             .into_iter()
-            .map(|range| {
+            .find_map(|range| {
                 let start: u16 = redis::from_redis_value(range[0].clone()).unwrap();
                 let end: u16 = redis::from_redis_value(range[1].clone()).unwrap();
                 let master: Vec<redis::Value> = redis::from_redis_value(range[2].clone()).unwrap();
                 let port: u16 = redis::from_redis_value(master[1].clone()).unwrap();
-                (start, end, (String::new(), port))
+                (start..=end).contains(&slot).then_some(port)
             })
-            .collect();
-        let (_, _, (_, port)) = ranges
-            .iter()
-            .find(|(start, end, _)| (*start..=*end).contains(&slot))
             .expect("every slot has an owner");
-        self.nodes.iter().position(|n| n.port == *port).unwrap()
+        self.nodes.iter().position(|n| n.port == port).unwrap()
     }
 
     /// Keys on each node whose name starts with `prefix`.
