@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
 use super::local::LocalCache;
 use super::pool::RedisPool;
@@ -148,7 +148,10 @@ async fn listen<V: Clone + Send + Sync + 'static>(
 enum Resolver {
     Standalone(ConnectionInfo),
     Sentinel {
-        client: Box<SentinelClient>,
+        /// Built at the first subscription.
+        client: Option<Box<SentinelClient>>,
+        /// Database and credentials for the master.
+        node: RedisConnectionInfo,
         sentinels: Vec<ConnectionInfo>,
         master: String,
         /// A connection to a Sentinel, kept for the heartbeat's question.
@@ -168,22 +171,13 @@ impl Resolver {
                 sentinels,
                 master,
                 node,
-            } => {
-                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
-                let client = SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )
-                .expect("a parsed topology builds a Sentinel client");
-                Resolver::Sentinel {
-                    client: Box::new(client),
-                    sentinels,
-                    master,
-                    asking: None,
-                }
-            }
+            } => Resolver::Sentinel {
+                client: None,
+                node,
+                sentinels,
+                master,
+                asking: None,
+            },
             Topology::Cluster { nodes } => Resolver::Cluster { nodes, next: 0 },
         }
     }
@@ -193,11 +187,31 @@ impl Resolver {
     async fn node(&mut self) -> redis::RedisResult<ConnectionInfo> {
         match self {
             Resolver::Standalone(info) => Ok(info.clone()),
-            Resolver::Sentinel { client, .. } => Ok(client
-                .async_get_client()
-                .await?
-                .get_connection_info()
-                .clone()),
+            Resolver::Sentinel {
+                client,
+                node,
+                sentinels,
+                master,
+                ..
+            } => {
+                let client = match client {
+                    Some(client) => client,
+                    None => client.insert(Box::new(SentinelClient::build(
+                        sentinels.clone(),
+                        master.clone(),
+                        Some(
+                            SentinelNodeConnectionInfo::default()
+                                .set_redis_connection_info(node.clone()),
+                        ),
+                        SentinelServerType::Master,
+                    )?)),
+                };
+                Ok(client
+                    .async_get_client()
+                    .await?
+                    .get_connection_info()
+                    .clone())
+            }
             Resolver::Cluster { nodes, next } => {
                 let node = nodes[*next % nodes.len()].clone();
                 *next = next.wrapping_add(1);
