@@ -240,19 +240,18 @@ impl Starting {
 /// Returns once Postgres and Redis both answer; an error only for settings
 /// no retry can mend (an unreadable Redis URL).
 async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow::Result<()> {
+    let cache = match RecordCache::new(&settings.redis) {
+        Ok(cache) => cache,
+        Err(CacheError::Url(e)) => anyhow::bail!("{e}"),
+        Err(e) => anyhow::bail!("REDIS_URL is invalid: {e}"),
+    };
     let mut delay = FIRST_RETRY;
     loop {
+        // A fresh pool each time: its breaker must not answer for Redis.
         let (postgres, redis) = tokio::join!(
             db::reachable(&settings.database),
             RecordCache::reachable(&settings.redis)
         );
-        match &redis {
-            Err(CacheError::Url(e)) => anyhow::bail!("REDIS_URL is invalid: {e}"),
-            Err(CacheError::Redis(e)) if e.kind() == redis::ErrorKind::InvalidClientConfig => {
-                anyhow::bail!("REDIS_URL is invalid: {e}")
-            }
-            _ => {}
-        }
         checks.postgres.store(postgres.is_ok(), Ordering::Relaxed);
         checks.redis.store(redis.is_ok(), Ordering::Relaxed);
         if postgres.is_ok() && redis.is_ok() {
@@ -262,7 +261,8 @@ async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow:
             tracing::warn!(error = %e, retry_in = ?delay, "Postgres unreachable; waiting for it");
         }
         if let Err(e) = redis {
-            tracing::warn!(error = %e, retry_in = ?delay, "Redis unreachable; waiting for it");
+            let redis = cache.topology();
+            tracing::warn!(error = %e, %redis, retry_in = ?delay, "Redis unreachable; waiting for it");
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(LAST_RETRY);

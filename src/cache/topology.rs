@@ -36,7 +36,7 @@ pub enum Topology {
 
 /// What is wrong with `REDIS_URL`; never holds the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("REDIS_URL: {part}: {problem}")]
+#[error("REDIS_URL is invalid: {part}: {problem}")]
 pub struct UrlError {
     /// The part of the URL at fault ("the scheme", "the host list", …).
     pub part: &'static str,

@@ -266,6 +266,11 @@ async fn cluster_spreads_records_survives_a_flush_and_the_loss_of_a_node() {
     a.wait_for_local_cache().await;
     b.wait_for_local_cache().await;
     assert_eq!(redis_parts(&a).await["topology"], "cluster");
+    assert_eq!(
+        a.metric("tenant_jwt_redis_topology{topology=\"cluster\"}")
+            .await,
+        1.0
+    );
     assert_eq!(cluster.subscribers_per_node(&channel).await[first], 2);
 
     let team = members(&a, 24).await;
