@@ -26,7 +26,8 @@ pub struct Settings {
     pub limits: LimitSettings,
 }
 
-/// Abuse limits; counts are per instance.
+/// Abuse limits: login and invalid-bearer ones are shared by every instance
+/// (in Redis); introspection is per instance.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
     /// Login attempts per client IP per minute.

@@ -22,6 +22,7 @@ pub struct Metrics {
     postgres_fallbacks: IntCounter,
     rotations: IntCounterVec,
     rate_limited: IntCounterVec,
+    limit_degraded: IntCounter,
     db_pool_size: IntGauge,
     db_pool_available: IntGauge,
     db_pool_waiting: IntGauge,
@@ -128,6 +129,11 @@ impl Metrics {
                 "rate_limited_total",
                 "Requests refused by a rate limit, by limit",
                 &["limit"],
+            ),
+            limit_degraded: counter(
+                &registry,
+                "rate_limit_degraded_total",
+                "Limit checks this instance made alone because Redis could not be asked",
             ),
             db_pool_size: gauge(
                 &registry,
@@ -245,6 +251,10 @@ impl Metrics {
 
     pub fn rotations(&self, cause: &str, count: u64) {
         self.rotations.with_label_values(&[cause]).inc_by(count);
+    }
+
+    pub fn limit_degraded(&self) {
+        self.limit_degraded.inc();
     }
 
     pub fn rate_limited(&self, limit: &str) {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
+use crate::cache::budgets::Budgets;
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, RecordCache, invalidation};
 use crate::config::Settings;
@@ -298,7 +299,11 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
     Ok(AppState {
         accounts,
         admin,
-        limits: Limits::new(&settings.limits, metrics.clone()),
+        limits: Limits::new(
+            &settings.limits,
+            Some(Budgets::new(stores.cache.clone())),
+            metrics.clone(),
+        ),
         verifier,
         sessions,
         db: stores.pool,

@@ -16,6 +16,7 @@
 //! channel (`invalidation`).
 
 pub mod breaker;
+pub mod budgets;
 pub mod invalidation;
 pub mod local;
 pub mod pool;

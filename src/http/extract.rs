@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, LocalBoxFuture};
 
 use super::problem::ApiError;
 use super::state::AppState;
@@ -50,7 +50,7 @@ async fn verify_from(state: &AppState, ip: IpAddr, token: &str) -> Result<Verifi
     state.limits.check_bearer(ip)?;
     match state.verifier.verify(token).await {
         Err(e @ DomainError::InvalidToken(_)) => {
-            state.limits.record_failed_verification(ip);
+            state.limits.record_failed_verification(ip).await;
             Err(e.into())
         }
         other => Ok(other?),
@@ -143,23 +143,30 @@ pub struct ServiceCaller(pub ServiceKeyId);
 
 impl FromRequest for ServiceCaller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    /// Ready at once for a known key; a refused one is counted (in Redis too).
+    type Future =
+        Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(bearer(req).and_then(|key| {
+        let known = bearer(req).and_then(|key| {
             let state = state(req)?;
             let ip = state.limits.client_ip(req);
             state.limits.check_bearer(ip)?;
-            state
+            Ok(state
                 .service_keys
                 .authenticate(key)
                 .map(ServiceCaller)
-                .ok_or_else(|| {
-                    tracing::info!(reason = "unknown_service_key", "service call refused");
-                    state.limits.record_failed_verification(ip);
-                    ApiError::InvalidToken
-                })
-        }))
+                .ok_or((state, ip)))
+        });
+        match known {
+            Ok(Ok(caller)) => Either::Left(ready(Ok(caller))),
+            Ok(Err((state, ip))) => Either::Right(Box::pin(async move {
+                tracing::info!(reason = "unknown_service_key", "service call refused");
+                state.limits.record_failed_verification(ip).await;
+                Err(ApiError::InvalidToken)
+            })),
+            Err(e) => Either::Left(ready(Err(e))),
+        }
     }
 }
 

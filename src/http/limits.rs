@@ -10,14 +10,21 @@
 //! - introspection: per service key, apart from the above (a service
 //!   legitimately introspects many invalid tokens).
 //!
-//! The limiters are governor keyed limiters in this process's memory: each
-//! instance behind a load balancer counts on its own (see the README). Their
-//! state is pruned on a timer, so memory stays bounded by recent keys.
+//! The login and invalid-bearer limits are one budget for the whole cluster:
+//! a GCRA per key in Redis (`cache::budgets`), taken in one round trip, only
+//! where a limit applies (every login attempt, and a bearer request once it
+//! has failed: a good token never waits for Redis). governor keyed limiters
+//! in this process stand in front as the first line (a flood on one instance
+//! is refused before any Redis traffic) and are what applies while Redis
+//! cannot be asked: limits degrade to per instance, logged and counted, never
+//! to none. Introspection is limited per instance only. Local state is
+//! pruned on a timer, so memory stays bounded by recent keys.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
@@ -26,6 +33,8 @@ use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 
+use crate::cache::CacheError;
+use crate::cache::budgets::{Budget, Budgets, Taken};
 use crate::config::LimitSettings;
 use crate::metrics::Metrics;
 use crate::types::service_keys::ServiceKeyId;
@@ -52,6 +61,11 @@ pub struct Limits {
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
     metrics: Metrics,
+    /// The cluster-wide budgets; `None`: this instance's limiters only.
+    shared: Option<Budgets>,
+    settings: LimitSettings,
+    /// Whether the last shared check could not ask Redis.
+    degraded: AtomicBool,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -59,7 +73,7 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl Limits {
-    pub fn new(settings: &LimitSettings, metrics: Metrics) -> Self {
+    pub fn new(settings: &LimitSettings, shared: Option<Budgets>, metrics: Metrics) -> Self {
         Self {
             login_per_ip: DefaultKeyedRateLimiter::keyed(per_minute(settings.login_per_ip)),
             login_per_account_ip: DefaultKeyedRateLimiter::keyed(per_minute(
@@ -80,42 +94,25 @@ impl Limits {
             trusted_proxies: settings.trusted_proxies.clone(),
             clock: DefaultClock::default(),
             metrics,
+            shared,
+            settings: settings.clone(),
+            degraded: AtomicBool::new(false),
         }
     }
 
-    /// The client's address: the socket peer, unless the peer is a trusted
-    /// proxy; then the rightmost address of `X-Forwarded-For` that is not a
-    /// trusted proxy itself. A forged header from anyone else changes nothing.
+    /// The client's address (see `client_address`).
     pub fn client_ip(&self, req: &HttpRequest) -> IpAddr {
-        let peer = req
-            .peer_addr()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip().to_canonical());
-        if !self.is_trusted(peer) {
-            return peer;
-        }
-        let forwarded: Vec<IpAddr> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-            .map(|ip| ip.to_canonical())
-            .collect();
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !self.is_trusted(**ip))
-            .or(forwarded.first())
-            .copied()
-            .unwrap_or(peer)
+        super::client_address::client_ip(req, &self.trusted_proxies)
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
-    }
-
-    /// Checks (and counts) a login attempt before any password is hashed.
-    pub fn check_login(&self, ip: IpAddr, tenant: &str, username: &str) -> Result<(), RetryAfter> {
+    /// Checks (and counts) a login attempt before any password is hashed:
+    /// this instance's limiters, then the cluster's budgets.
+    pub async fn check_login(
+        &self,
+        ip: IpAddr,
+        tenant: &str,
+        username: &str,
+    ) -> Result<(), RetryAfter> {
         let account = account_key(tenant, username);
         self.check(&self.login_per_ip, &ip, "login_per_ip")?;
         self.check(
@@ -123,7 +120,59 @@ impl Limits {
             &(account.clone(), ip),
             "login_per_account_ip",
         )?;
-        self.check(&self.login_per_account, &account, "login_per_account")
+        self.check(&self.login_per_account, &account, "login_per_account")?;
+        let account = account_tag(&account);
+        let s = &self.settings;
+        let [by_ip, by_account_ip, by_account] = [
+            (
+                "login_per_ip",
+                format!("ip:{ip}"),
+                "login".to_owned(),
+                s.login_per_ip,
+            ),
+            (
+                "login_per_account_ip",
+                account.clone(),
+                format!("login:{ip}"),
+                s.login_per_account_ip,
+            ),
+            (
+                "login_per_account",
+                account,
+                "login".to_owned(),
+                s.login_per_account,
+            ),
+        ]
+        .map(|(limit, subject, name, per_minute)| {
+            let budget = Budget {
+                subject,
+                name,
+                per_minute,
+            };
+            (limit, budget)
+        });
+        let refusal = |taken| match taken {
+            Some(Taken::NoneLeft { next_in }) => Some(next_in),
+            _ => None,
+        };
+        let (ip_wait, account_ip_wait, account_wait) = futures_util::future::join3(
+            self.take_shared(&by_ip.1),
+            self.take_shared(&by_account_ip.1),
+            self.take_shared(&by_account.1),
+        )
+        .await;
+        let refused = [
+            (by_ip.0, ip_wait),
+            (by_account_ip.0, account_ip_wait),
+            (by_account.0, account_wait),
+        ]
+        .into_iter()
+        .filter_map(|(limit, taken)| Some((limit, refusal(taken)?)))
+        .max_by_key(|(_, wait)| *wait);
+        match refused {
+            Some((limit, wait)) => Err(self.refused(limit, wait)),
+            None => Ok(()),
+        }
     }
 
     /// Whether `ip` may present a bearer token now; no counting.
@@ -142,13 +191,31 @@ impl Limits {
         }
     }
 
-    /// Counts an invalid bearer token from `ip`. The one that uses up the
-    /// allowance blocks the address until the allowance refills by one.
-    pub fn record_failed_verification(&self, ip: IpAddr) {
-        let wait = match self.failed_verifications.check_key(&ip) {
-            Ok(state) if state.remaining_burst_capacity() > 0 => return,
-            Ok(_) => self.failure_quota.replenish_interval(),
-            Err(not_until) => not_until.wait_time_from(self.clock.now()),
+    /// Counts an invalid bearer token from `ip`, here and in the cluster's
+    /// budget. The one that uses up either allowance blocks the address on
+    /// this instance until the allowance refills by one; another instance
+    /// blocks it at the first invalid token it sees from there.
+    pub async fn record_failed_verification(&self, ip: IpAddr) {
+        let local = match self.failed_verifications.check_key(&ip) {
+            Ok(state) if state.remaining_burst_capacity() > 0 => None,
+            Ok(_) => Some(self.failure_quota.replenish_interval()),
+            Err(not_until) => Some(not_until.wait_time_from(self.clock.now())),
+        };
+        let wait = match local {
+            Some(wait) => wait,
+            None => {
+                let budget = Budget {
+                    subject: format!("ip:{ip}"),
+                    name: "invalid-bearer".to_owned(),
+                    per_minute: self.settings.failed_verifications_per_ip,
+                };
+                match self.take_shared(&budget).await {
+                    // This one took the last of it (as governor, above), or
+                    // another instance did.
+                    Some(Taken::TheLast { next_in } | Taken::NoneLeft { next_in }) => next_in,
+                    Some(Taken::WithMoreLeft) | None => return,
+                }
+            }
         };
         tracing::info!(%ip, wait_ms = wait.as_millis() as u64, "throttling failed verifications");
         self.blocked
@@ -167,11 +234,41 @@ impl Limits {
         key: &K,
         limit: &'static str,
     ) -> Result<(), RetryAfter> {
-        limiter.check_key(key).map_err(|not_until| {
-            tracing::info!(limit, "rate limit reached");
-            self.metrics.rate_limited(limit);
-            retry_after(not_until.wait_time_from(self.clock.now()))
-        })
+        limiter
+            .check_key(key)
+            .map_err(|not_until| self.refused(limit, not_until.wait_time_from(self.clock.now())))
+    }
+
+    fn refused(&self, limit: &'static str, wait: Duration) -> RetryAfter {
+        tracing::info!(limit, "rate limit reached");
+        self.metrics.rate_limited(limit);
+        retry_after(wait)
+    }
+
+    /// Takes a cell of the cluster's `budget`; `None` if Redis cannot be
+    /// asked (this instance's limiter has already let it through: the limit
+    /// holds per instance meanwhile).
+    async fn take_shared(&self, budget: &Budget) -> Option<Taken> {
+        let shared = self.shared.as_ref()?;
+        match shared.take(budget).await {
+            Ok(taken) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!("shared rate limits answer again; limits are cluster-wide");
+                }
+                Some(taken)
+            }
+            Err(e) => {
+                self.degraded_check(&e);
+                None
+            }
+        }
+    }
+
+    fn degraded_check(&self, error: &CacheError) {
+        self.metrics.limit_degraded();
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, "shared rate limits unavailable; limiting per instance");
+        }
     }
 
     /// Forgets keys whose state is back to fresh and gives memory back.
@@ -202,6 +299,15 @@ fn retry_after(wait: Duration) -> RetryAfter {
     RetryAfter(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(RetryAfter(1))
 }
 
+/// The hash tag of an account's shared budgets: a digest of its key, so
+/// that any spelling fits a Redis key.
+fn account_tag(account: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(account.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("account:{hex}")
+}
+
 /// One account across spellings: tenant and username, lowercased and bounded.
 fn account_key(tenant: &str, username: &str) -> String {
     let bounded = |s: &str| {
@@ -228,61 +334,34 @@ mod tests {
             login_per_account: 10,
             failed_verifications_per_ip: 2,
             introspections_per_key: 1000,
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            trusted_proxies: Vec::new(),
         }
     }
 
-    fn request(peer: &str, forwarded: Option<&str>) -> HttpRequest {
-        let mut req = actix_web::test::TestRequest::default().peer_addr(peer.parse().unwrap());
-        if let Some(forwarded) = forwarded {
-            req = req.insert_header(("X-Forwarded-For", forwarded));
-        }
-        req.to_http_request()
-    }
-
-    #[test]
-    fn forwarded_for_counts_only_from_trusted_proxies() {
-        let limits = Limits::new(&settings(), Metrics::new());
-        let ip = |peer, xff| limits.client_ip(&request(peer, xff)).to_string();
-        assert_eq!(
-            ip("203.0.113.9:1", Some("198.51.100.1")),
-            "203.0.113.9",
-            "untrusted peer"
-        );
-        assert_eq!(ip("10.0.0.1:1", Some("198.51.100.1")), "198.51.100.1");
-        assert_eq!(
-            ip("10.0.0.1:1", Some("198.51.100.7, 198.51.100.1, 10.0.0.2")),
-            "198.51.100.1",
-            "rightmost untrusted"
-        );
-        assert_eq!(ip("10.0.0.1:1", Some("garbage")), "10.0.0.1");
-        assert_eq!(ip("10.0.0.1:1", None), "10.0.0.1");
-    }
-
-    #[test]
-    fn one_address_cannot_lock_an_account_for_the_others() {
-        let limits = Limits::new(&settings(), Metrics::new());
+    #[tokio::test]
+    async fn one_address_cannot_lock_an_account_for_the_others() {
+        let limits = Limits::new(&settings(), None, Metrics::new());
         let (attacker, user) = (
             "198.51.100.66".parse().unwrap(),
             "198.51.100.7".parse().unwrap(),
         );
         for _ in 0..3 {
-            assert!(limits.check_login(attacker, "acme", "alice").is_ok());
+            assert!(limits.check_login(attacker, "acme", "alice").await.is_ok());
         }
         assert!(
-            limits.check_login(attacker, "acme", "ALICE").is_err(),
+            limits.check_login(attacker, "acme", "ALICE").await.is_err(),
             "same account, any case"
         );
-        assert!(limits.check_login(user, "acme", "alice").is_ok());
+        assert!(limits.check_login(user, "acme", "alice").await.is_ok());
     }
 
-    #[test]
-    fn failed_verifications_block_then_release() {
-        let limits = Limits::new(&settings(), Metrics::new());
+    #[tokio::test]
+    async fn failed_verifications_block_then_release() {
+        let limits = Limits::new(&settings(), None, Metrics::new());
         let ip: IpAddr = "198.51.100.5".parse().unwrap();
-        limits.record_failed_verification(ip);
+        limits.record_failed_verification(ip).await;
         assert!(limits.check_bearer(ip).is_ok(), "within the allowance");
-        limits.record_failed_verification(ip);
+        limits.record_failed_verification(ip).await;
         let RetryAfter(seconds) = limits.check_bearer(ip).unwrap_err();
         assert!((1..=30).contains(&seconds), "{seconds}");
         assert!(

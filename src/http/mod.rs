@@ -8,6 +8,7 @@
 //! route once, for registration and for the OpenAPI document.
 
 pub mod body;
+pub mod client_address;
 pub mod connections;
 pub mod extract;
 pub mod form;

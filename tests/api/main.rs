@@ -19,6 +19,7 @@ mod resilience;
 mod rotation;
 mod self_service;
 mod sessions;
+mod shared_limits;
 mod shutdown;
 mod storage;
 mod topologies;

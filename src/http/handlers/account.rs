@@ -50,7 +50,8 @@ pub async fn change_password(
     // The same per-account allowance as login: guessing here costs as much.
     state
         .limits
-        .check_login(ip, record.tenant_slug.as_str(), record.username.as_str())?;
+        .check_login(ip, record.tenant_slug.as_str(), record.username.as_str())
+        .await?;
     let tokens = state
         .accounts
         .change_password(

@@ -69,7 +69,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Before any hashing: an attempt over a limit costs nothing.
-    state.limits.check_login(ip, &tenant, &username)?;
+    state.limits.check_login(ip, &tenant, &username).await?;
     let tokens = state
         .accounts
         .login(&tenant, &username, Password::new(password), &client)
