@@ -1,5 +1,9 @@
 //! The integration suite: one binary, real Postgres and Redis.
 
+// The tests' futures hold a whole application's start-up (Redis pools,
+// Sentinel and cluster clients): deeper than the default 128 on a clean build.
+#![recursion_limit = "256"]
+
 mod admin;
 mod administration;
 mod architecture;
