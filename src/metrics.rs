@@ -23,6 +23,9 @@ pub struct Metrics {
     rotations: IntCounterVec,
     rate_limited: IntCounterVec,
     limit_degraded: IntCounter,
+    changes_published: IntCounterVec,
+    changes_unpublished: IntGauge,
+    oldest_unpublished: prometheus::Gauge,
     db_pool_size: IntGauge,
     db_pool_available: IntGauge,
     db_pool_waiting: IntGauge,
@@ -130,6 +133,29 @@ impl Metrics {
                 "Requests refused by a rate limit, by limit",
                 &["limit"],
             ),
+            changes_published: counter_vec(
+                &registry,
+                "key_record_changes_published_total",
+                "Changes published from the outbox by another path than their own request: \
+                 drain (left unpublished) or replay (again, after a Redis reconnection or failover)",
+                &["by"],
+            ),
+            changes_unpublished: gauge(
+                &registry,
+                "key_record_changes_unpublished",
+                "Committed key-record changes not yet published to Redis",
+            ),
+            oldest_unpublished: {
+                let metric = prometheus::Gauge::new(
+                    "key_record_changes_oldest_unpublished_seconds",
+                    "Age of the oldest change not yet published (0 if none)",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("registered once");
+                metric
+            },
             limit_degraded: counter(
                 &registry,
                 "rate_limit_degraded_total",
@@ -251,6 +277,15 @@ impl Metrics {
 
     pub fn rotations(&self, cause: &str, count: u64) {
         self.rotations.with_label_values(&[cause]).inc_by(count);
+    }
+
+    pub fn changes_published(&self, by: &str, count: u64) {
+        self.changes_published.with_label_values(&[by]).inc_by(count);
+    }
+
+    pub fn outbox_backlog(&self, unpublished: i64, oldest_seconds: f64) {
+        self.changes_unpublished.set(unpublished);
+        self.oldest_unpublished.set(oldest_seconds);
     }
 
     pub fn limit_degraded(&self) {

@@ -11,6 +11,7 @@ use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, Db};
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
+use crate::domain::propagation::Propagation;
 use crate::domain::key_records::{KeyRecords, LocalRecords};
 use crate::domain::password::PasswordHasher;
 use crate::domain::secrets::MasterKey;
@@ -51,6 +52,7 @@ pub struct Services {
     pub admin: Admin,
     pub sessions: Sessions,
     pub verifier: Verifier,
+    pub propagation: Propagation,
 }
 
 impl Services {
@@ -98,10 +100,11 @@ impl Services {
                 pool.clone(),
                 hasher,
                 master_key.clone(),
-                key_records,
+                key_records.clone(),
                 sessions.clone(),
                 metrics.clone(),
             ),
+            propagation: Propagation::new(pool.clone(), key_records, metrics.clone()),
             sessions,
             verifier,
         }

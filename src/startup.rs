@@ -3,6 +3,7 @@
 //! (port 0 in tests).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::domain::error::ErrorChain;
 use crate::domain::password::PasswordHasher;
+use crate::domain::propagation::Propagation;
 use crate::domain::sessions::Sessions;
 use crate::http::body::{self, BodyTimeout};
 use crate::http::connections;
@@ -290,11 +292,16 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         services.sessions.clone(),
         settings.prune_interval,
     ));
+    background.spawn(propagate(
+        services.propagation.clone(),
+        stores.cache.subscriptions(),
+    ));
     let Services {
         accounts,
         admin,
         sessions,
         verifier,
+        propagation: _,
     } = services;
     Ok(AppState {
         accounts,
@@ -325,6 +332,38 @@ async fn prune_limits(state: web::Data<AppState>) {
 }
 
 /// Deletes expired refresh tokens and sessions every `interval`.
+/// Finishes what instances left undone (see `domain::propagation`): drains
+/// the outbox every second (at once at start-up), replays the last minute at
+/// every (re)subscription to Redis, prunes published rows every minute.
+async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = propagation.drain().await {
+                    tracing::warn!(error = %ErrorChain(&e), "draining unpublished changes failed; trying again");
+                }
+                if let Err(e) = propagation.observe().await {
+                    tracing::debug!(error = %ErrorChain(&e), "could not read the outbox backlog");
+                }
+                round += 1;
+                if round % 60 == 0 && let Err(e) = propagation.prune().await {
+                    tracing::warn!(error = %ErrorChain(&e), "pruning published changes failed");
+                }
+            }
+            _ = subscribed.notified() => {
+                match propagation.replay().await {
+                    Ok(0) => {}
+                    Ok(changes) => tracing::info!(changes, "published recent changes again after (re)subscribing to Redis"),
+                    Err(e) => tracing::warn!(error = %ErrorChain(&e), "replaying recent changes failed"),
+                }
+            }
+        }
+    }
+}
+
 async fn prune_sessions(sessions: Sessions, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -39,6 +39,8 @@ pub struct Subscription {
     pub topology: Topology,
     /// Its idle connections are dropped when the master moves.
     pub pool: RedisPool,
+    /// Notified at every (re)subscription.
+    pub subscribed: std::sync::Arc<tokio::sync::Notify>,
     pub channel: String,
     pub heartbeat: Duration,
     pub timeout: Duration,
@@ -60,6 +62,7 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
                 metrics.invalidation_channel(true);
                 backoff = MIN_BACKOFF;
                 tracing::info!(%node, "invalidation channel subscribed; in-process cache in use");
+                subscription.subscribed.notify_one();
                 let why = listen(
                     &subscription,
                     &mut resolver,

@@ -66,6 +66,8 @@ pub struct RecordCache {
     timeout: Duration,
     put_script: Script,
     breaker: Arc<breaker::Breaker>,
+    /// Told each time the invalidation subscription is (re)established.
+    subscribed: Arc<tokio::sync::Notify>,
 }
 
 const PUT_IF_NOT_OLDER: &str = r#"
@@ -103,6 +105,7 @@ impl RecordCache {
             timeout: settings.command_timeout,
             put_script: Script::new(PUT_IF_NOT_OLDER),
             breaker: Arc::default(),
+            subscribed: Arc::default(),
         })
     }
 
@@ -135,11 +138,18 @@ impl RecordCache {
         format!("{}invalidations", self.prefix)
     }
 
+    /// Notified (one permit) each time the invalidation subscription is
+    /// (re)established: after a Redis reconnection or a failover it follows.
+    pub fn subscriptions(&self) -> Arc<tokio::sync::Notify> {
+        self.subscribed.clone()
+    }
+
     /// What a subscriber to the invalidation channel needs.
     pub fn subscription(&self, heartbeat: Duration) -> invalidation::Subscription {
         invalidation::Subscription {
             topology: self.topology.clone(),
             pool: self.pool.clone(),
+            subscribed: self.subscribed.clone(),
             channel: self.invalidation_channel(),
             heartbeat,
             timeout: self.timeout,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod master_key_check;
+pub mod outbox;
 pub mod page;
 pub mod schema;
 pub mod secrets;

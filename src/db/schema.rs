@@ -97,3 +97,14 @@ diesel::table! {
 diesel::joinable!(audit_events -> tenants (tenant_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
+
+diesel::table! {
+    key_record_changes (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        version -> Int8,
+        deleted -> Bool,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}

@@ -216,9 +216,10 @@ impl KeyRecords {
     }
 
     /// After a committed change: puts the user's record as Postgres now has
-    /// it into Redis, then tells every instance to drop its local copy. Fails
-    /// if either cannot be done, so no caller reports success while a stale
-    /// entry could still accept old tokens.
+    /// it into Redis, then tells every instance to drop its local copy, then
+    /// marks the change published in the outbox (`propagation`). Fails if
+    /// Redis cannot be updated, so no caller reports success while a stale
+    /// entry could still accept old tokens; the outbox publishes it later.
     pub async fn publish(&self, user: UserId) -> Result<(), DomainError> {
         let record = self.load_from_db(user).await?;
         let written = match &record {
@@ -228,14 +229,32 @@ impl KeyRecords {
             }
             None => self.cache.put_absent(user, 0).await,
         };
-        self.publish_outcome(user, written).await
+        self.publish_outcome(user, written).await?;
+        if let Some(record) = record {
+            self.mark_published(user, record.version).await;
+        }
+        Ok(())
     }
 
     /// After a committed deletion: caches "no such user" at `tombstone`, a
     /// version above any record of the user that could still be written back.
     pub async fn publish_deleted(&self, user: UserId, tombstone: i64) -> Result<(), DomainError> {
         let written = self.cache.put_absent(user, tombstone).await;
-        self.publish_outcome(user, written).await
+        self.publish_outcome(user, written).await?;
+        self.mark_published(user, tombstone).await;
+        Ok(())
+    }
+
+    /// Best effort: a change left unmarked is published once more by the
+    /// drain, which is harmless.
+    async fn mark_published(&self, user: UserId, version: i64) {
+        let marked = self
+            .db
+            .query(async |conn| db::outbox::mark_published(conn, user, version).await)
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(%user, error = %e, "could not mark a published change");
+        }
     }
 
     async fn publish_outcome(

@@ -15,6 +15,7 @@ pub mod error;
 pub mod key_records;
 pub mod page;
 pub mod password;
+pub mod propagation;
 pub mod rotation;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod sample;
