@@ -221,6 +221,23 @@ impl KeyRecords {
     /// Redis cannot be updated, so no caller reports success while a stale
     /// entry could still accept old tokens; the outbox publishes it later.
     pub async fn publish(&self, user: UserId) -> Result<(), DomainError> {
+        if let Some(version) = self.put_current(user).await? {
+            self.mark_published(user, version).await;
+        }
+        Ok(())
+    }
+
+    /// After a committed deletion: caches "no such user" at `tombstone`, a
+    /// version above any record of the user that could still be written back.
+    pub async fn publish_deleted(&self, user: UserId, tombstone: i64) -> Result<(), DomainError> {
+        self.put_deleted(user, tombstone).await?;
+        self.mark_published(user, tombstone).await;
+        Ok(())
+    }
+
+    /// `publish` without marking the outbox (for `propagation`, which marks
+    /// the rows it holds locked): the version published, if the user exists.
+    pub async fn put_current(&self, user: UserId) -> Result<Option<i64>, DomainError> {
         let record = self.load_from_db(user).await?;
         let written = match &record {
             Some(record) => {
@@ -230,19 +247,13 @@ impl KeyRecords {
             None => self.cache.put_absent(user, 0).await,
         };
         self.publish_outcome(user, written).await?;
-        if let Some(record) = record {
-            self.mark_published(user, record.version).await;
-        }
-        Ok(())
+        Ok(record.map(|r| r.version))
     }
 
-    /// After a committed deletion: caches "no such user" at `tombstone`, a
-    /// version above any record of the user that could still be written back.
-    pub async fn publish_deleted(&self, user: UserId, tombstone: i64) -> Result<(), DomainError> {
+    /// `publish_deleted` without marking the outbox.
+    pub async fn put_deleted(&self, user: UserId, tombstone: i64) -> Result<(), DomainError> {
         let written = self.cache.put_absent(user, tombstone).await;
-        self.publish_outcome(user, written).await?;
-        self.mark_published(user, tombstone).await;
-        Ok(())
+        self.publish_outcome(user, written).await
     }
 
     /// Best effort: a change left unmarked is published once more by the

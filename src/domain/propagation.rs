@@ -18,6 +18,11 @@
 //!
 //! Publishing is idempotent (the record is read from Postgres afresh and
 //! versioned writes never go backwards), so doing it twice is harmless.
+//!
+//! Bound: a saved change is enforced by every instance within about 3 s
+//! (`DRAIN_AFTER` plus one tick plus the publish) while any instance runs and
+//! Redis answers; with Redis unreachable, instances bypass their in-process
+//! level and read Postgres, so it is enforced at once.
 
 use std::time::Duration;
 
@@ -40,6 +45,16 @@ pub struct Propagation {
     db: Db,
     key_records: KeyRecords,
     metrics: Metrics,
+}
+
+/// Publishes `change` without marking it (the drain marks the rows it
+/// holds locked; marking from elsewhere would wait on those locks).
+async fn put(key_records: &KeyRecords, change: &db::outbox::Change) -> Result<(), DomainError> {
+    if change.deleted {
+        key_records.put_deleted(change.user_id, change.version).await
+    } else {
+        key_records.put_current(change.user_id).await.map(drop)
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -68,13 +83,7 @@ impl Propagation {
                         db::outbox::claim_unpublished(conn, millis(DRAIN_AFTER), BATCH).await?;
                     let mut done = Vec::with_capacity(claimed.len());
                     for change in &claimed {
-                        let outcome = if change.deleted {
-                            key_records
-                                .publish_deleted(change.user_id, change.version)
-                                .await
-                        } else {
-                            key_records.publish(change.user_id).await
-                        };
+                        let outcome = put(&key_records, change).await;
                         if let Err(e) = outcome {
                             // Mark what was done; keep the rest for later.
                             db::outbox::mark_ids_published(conn, &done).await?;
@@ -104,13 +113,7 @@ impl Propagation {
             .query(async |conn| db::outbox::published_within(conn, millis(REPLAY_WINDOW)).await)
             .await?;
         for change in &recent {
-            if change.deleted {
-                self.key_records
-                    .publish_deleted(change.user_id, change.version)
-                    .await?;
-            } else {
-                self.key_records.publish(change.user_id).await?;
-            }
+            put(&self.key_records, change).await?;
         }
         self.metrics.changes_published("replay", recent.len() as u64);
         Ok(recent.len())

@@ -18,6 +18,7 @@ mod limits;
 mod local_cache;
 mod login;
 mod openapi;
+mod propagation;
 mod operations;
 mod resilience;
 mod rotation;

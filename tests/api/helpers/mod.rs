@@ -4,6 +4,7 @@
 //! make (`client`), forged tokens (`tokens`), a TCP proxy to cut and freeze
 //! links (`proxy`) and the captured logs (`logs`).
 
+pub mod binary;
 mod client;
 mod logs;
 mod proxy;
