@@ -280,7 +280,9 @@ impl Metrics {
     }
 
     pub fn changes_published(&self, by: &str, count: u64) {
-        self.changes_published.with_label_values(&[by]).inc_by(count);
+        self.changes_published
+            .with_label_values(&[by])
+            .inc_by(count);
     }
 
     pub fn outbox_backlog(&self, unpublished: i64, oldest_seconds: f64) {

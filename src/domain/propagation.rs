@@ -51,7 +51,9 @@ pub struct Propagation {
 /// holds locked; marking from elsewhere would wait on those locks).
 async fn put(key_records: &KeyRecords, change: &db::outbox::Change) -> Result<(), DomainError> {
     if change.deleted {
-        key_records.put_deleted(change.user_id, change.version).await
+        key_records
+            .put_deleted(change.user_id, change.version)
+            .await
     } else {
         key_records.put_current(change.user_id).await.map(drop)
     }
@@ -97,7 +99,10 @@ impl Propagation {
                 .await?;
             if batch > 0 {
                 self.metrics.changes_published("drain", batch as u64);
-                tracing::info!(changes = batch, "published changes their own instance left unpublished");
+                tracing::info!(
+                    changes = batch,
+                    "published changes their own instance left unpublished"
+                );
             }
             published += batch;
             if batch < BATCH as usize {
@@ -115,7 +120,8 @@ impl Propagation {
         for change in &recent {
             put(&self.key_records, change).await?;
         }
-        self.metrics.changes_published("replay", recent.len() as u64);
+        self.metrics
+            .changes_published("replay", recent.len() as u64);
         Ok(recent.len())
     }
 
@@ -125,9 +131,9 @@ impl Propagation {
             .db
             .query(async |conn| db::outbox::backlog(conn).await)
             .await?;
-        let age = backlog
-            .oldest
-            .map_or(0.0, |oldest| (backlog.now - oldest).as_seconds_f64().max(0.0));
+        let age = backlog.oldest.map_or(0.0, |oldest| {
+            (backlog.now - oldest).as_seconds_f64().max(0.0)
+        });
         self.metrics.outbox_backlog(backlog.unpublished, age);
         Ok(())
     }

@@ -176,8 +176,13 @@ pub struct SentinelSet {
 impl SentinelSet {
     pub async fn start() -> Self {
         let master = RedisServer::start(&[]).await;
-        let replica =
-            RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await;
+        Self::around(master).await
+    }
+
+    /// `master`, a replica of it and a Sentinel.
+    async fn around(master: RedisServer) -> Self {
+        let upstream = master.port.to_string();
+        let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &upstream]).await;
         let sentinel = RedisServer::sentinel(master.port).await;
         let set = SentinelSet {
             master,
