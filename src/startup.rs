@@ -349,7 +349,7 @@ async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify
                     tracing::debug!(error = %ErrorChain(&e), "could not read the outbox backlog");
                 }
                 round += 1;
-                if round % 60 == 0 && let Err(e) = propagation.prune().await {
+                if round.is_multiple_of(60) && let Err(e) = propagation.prune().await {
                     tracing::warn!(error = %ErrorChain(&e), "pruning published changes failed");
                 }
             }
