@@ -1,4 +1,5 @@
-//! Redis: a cache of users' key records, nothing more. It may be flushed or
+//! Redis: a cache of users' key records (and, in `budgets`, the shared rate
+//! limits), nothing that must last. It may be flushed or
 //! vanish at any moment; Postgres holds the truth. Values are opaque bytes to
 //! this layer (the domain serialises them; they hold sealed secrets only).
 //!
