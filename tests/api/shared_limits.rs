@@ -152,9 +152,14 @@ async fn with_redis_cut_limits_hold_per_instance_and_the_shared_budget_resumes()
     a.create_user("acme", "bob", "member").await;
 
     proxy.cut();
+    let started = std::time::Instant::now();
     let (checked, refused) = logins([&a, &b], 30, |_| "alice".into(), |_| None).await;
+    // Each instance's own 10, plus one more for every 6 s the run took (the
+    // allowance refills by one each sixth of a minute; hashes are slow on a
+    // loaded machine). More than one budget's worth: the limits are local.
+    let refills = 2 * (started.elapsed().as_secs() / 6 + 1);
     assert!(
-        (11..=20).contains(&checked),
+        checked > 12 && checked <= 20 + refills as usize,
         "each instance's own limit of 10, no more: {checked} checked, {refused} refused"
     );
     for app in [&a, &b] {
