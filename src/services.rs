@@ -12,8 +12,10 @@ use crate::db::{self, Db};
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
 use crate::domain::key_records::{KeyRecords, LocalRecords};
+use crate::domain::keys;
 use crate::domain::password::PasswordHasher;
 use crate::domain::propagation::Propagation;
+use crate::domain::secrets::KeyId;
 use crate::domain::secrets::MasterKey;
 use crate::domain::sessions::Sessions;
 use crate::domain::tokens::Issuer;
@@ -71,7 +73,13 @@ impl Services {
             master_key,
             cache,
         } = stores;
-        let key_records = KeyRecords::new(pool.clone(), cache.clone(), local, metrics.clone());
+        let key_records = KeyRecords::new(
+            pool.clone(),
+            cache.clone(),
+            local,
+            master_key.clone(),
+            metrics.clone(),
+        );
         let verifier = Verifier::new(
             &settings.tokens,
             master_key.clone(),
@@ -147,10 +155,25 @@ pub async fn open_master_key(source: &MasterKeySource, pool: &Db) -> anyhow::Res
     let stored = pool
         .query(async |conn| db::master_key_check::get_or_insert(conn, &check).await)
         .await?;
-    anyhow::ensure!(
-        key.matches_key_check_value(&stored),
-        "the master key does not match the one this database was set up with; \
-         refusing to start (every stored secret would fail to open)"
-    );
+    if !key.matches_key_check_value(&stored) {
+        match KeyId::of(&stored) {
+            Some(id) if !key.ids().contains(&id) => anyhow::bail!(
+                "this database was set up with master key {id}, which is not listed \
+                 (listed: {}); refusing to start (every stored secret would fail to open)",
+                key.ids()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => anyhow::bail!(
+                "the master key does not match the one this database was set up with; \
+                 refusing to start (every stored secret would fail to open)"
+            ),
+        }
+    }
+    keys::check_listed_keys_open_everything(pool, &key)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; refusing to start"))?;
     Ok(key)
 }

@@ -1,6 +1,7 @@
 //! The command line: every setting is a flag and an environment variable, and
 //! every command calls the same domain functions as the HTTP API.
 
+mod keys;
 mod settings;
 
 use std::io::{BufRead, IsTerminal};
@@ -45,6 +46,20 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Master key rotation (TENANT_JWT_MASTER_KEY may list several keys, the
+    /// sealing one first).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// How many stored secrets each listed key sealed, and which listed keys
+    /// are no longer needed.
+    Status,
+    /// Re-seal every stored value under the first listed key, in batches,
+    /// while instances keep serving; resumable.
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +113,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Migrate => db::prepare(&settings.database).await?,
+        Command::Keys(KeysCommand::Status) => print_json(&keys::status(&settings).await?)?,
+        Command::Keys(KeysCommand::Rewrap) => print_json(&keys::rewrap(&settings).await?)?,
         Command::Tenants(TenantsCommand::Create { slug, name }) => {
             let (slug, name) = (TenantSlug::parse(&slug)?, TenantName::parse(&name)?);
             let pool = db::prepare_pool(&settings.database).await?;

@@ -8,6 +8,7 @@ pub mod master_key_check;
 pub mod outbox;
 pub mod page;
 pub mod schema;
+pub mod sealed;
 pub mod secrets;
 pub mod sessions;
 pub mod tenants;

@@ -116,15 +116,24 @@ pub struct KeyRecords {
     db: Db,
     cache: RecordCache,
     local: LocalRecords,
+    /// Tells records sealed under a retired master key from current ones.
+    master_key: Arc<MasterKey>,
     metrics: Metrics,
 }
 
 impl KeyRecords {
-    pub fn new(db: Db, cache: RecordCache, local: LocalRecords, metrics: Metrics) -> Self {
+    pub fn new(
+        db: Db,
+        cache: RecordCache,
+        local: LocalRecords,
+        master_key: Arc<MasterKey>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             db,
             cache,
             local,
+            master_key,
             metrics,
         }
     }
@@ -157,7 +166,12 @@ impl KeyRecords {
             Err(_) => "error",
         });
         match lookup {
-            Ok(Some(Cached::Record(bytes))) => match serde_json::from_slice(&bytes) {
+            Ok(Some(Cached::Record(bytes))) => match serde_json::from_slice::<KeyRecord>(&bytes) {
+                // Sealed under a master key no longer listed (cached before
+                // a rewrap): read afresh, and the write-back replaces it.
+                Ok(record) if !self.sealed_under_listed_keys(&record) => {
+                    tracing::info!(%user, "cached key record sealed under a retired master key; reloading")
+                }
                 Ok(record) => return Ok(Some(record)),
                 Err(e) => {
                     tracing::warn!(%user, error = %e, "undecodable cached key record; reloading")
@@ -171,6 +185,13 @@ impl KeyRecords {
         let record = self.load_from_db(user).await?;
         self.write_back(user, record.as_ref()).await;
         Ok(record)
+    }
+
+    fn sealed_under_listed_keys(&self, record: &KeyRecord) -> bool {
+        record
+            .generations
+            .iter()
+            .all(|g| self.master_key.names_a_listed_key(&g.sealed))
     }
 
     /// Reads the record from Postgres, bypassing the cache.

@@ -5,12 +5,15 @@
 //! the master key, with the user id and generation as associated data: a
 //! ciphertext copied onto another user's row (or another generation) does not
 //! open, and a dump of either store alone cannot sign a token.
+//!
+//! The master key may be a list (`TENANT_JWT_MASTER_KEY=K2,K1`): the first
+//! seals everything new, every listed key opens. A sealed value starts with
+//! the id of the key that sealed it (`tjk1` and 8 bytes of SHA-256 over the
+//! key: safe to print), so opening never tries keys in turn; values sealed
+//! before ids existed (nonce first, no header) are tried under each key.
 
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::io;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -25,8 +28,12 @@ use crate::types::ids::{Generation, UserId};
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 pub const SECRET_LEN: usize = 32;
-/// Length of a sealed user secret: nonce || ciphertext || tag.
-pub const SEALED_LEN: usize = NONCE_LEN + SECRET_LEN + TAG_LEN;
+/// What starts a sealed value that names its key: magic, then the key id.
+const HEADER_MAGIC: &[u8; 4] = b"tjk1";
+const KEY_ID_LEN: usize = 8;
+const HEADER_LEN: usize = HEADER_MAGIC.len() + KEY_ID_LEN;
+/// Length of a sealed user secret: header || nonce || ciphertext || tag.
+pub const SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + SECRET_LEN + TAG_LEN;
 
 const USER_SECRET_AAD: &[u8] = b"tenant-jwt/user-secret/v1";
 const KEY_CHECK_AAD: &[u8] = b"tenant-jwt/master-key-check/v1";
@@ -38,6 +45,8 @@ pub enum SecretError {
     Rng(String),
     #[error("a sealed secret did not open under the master key")]
     Unseal,
+    #[error("a sealed secret names master key {0}, which is not among the listed keys")]
+    UnknownKey(KeyId),
     #[error("master key: {0}")]
     MasterKey(String),
     #[error("master key file {path}: {source}")]
@@ -80,10 +89,53 @@ impl fmt::Debug for UserSecret {
     }
 }
 
-/// The 32-byte key that seals every user secret. Never printed; the cipher
-/// zeroes its copy of the key on drop.
-pub struct MasterKey {
+/// Which master key sealed a value: 8 bytes of SHA-256 over the key, shown
+/// in hex. Reveals nothing of the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; KEY_ID_LEN]);
+
+impl KeyId {
+    /// The header a value sealed under this key starts with.
+    pub fn header(&self) -> [u8; HEADER_LEN] {
+        let mut header = [0u8; HEADER_LEN];
+        header[..HEADER_MAGIC.len()].copy_from_slice(HEADER_MAGIC);
+        header[HEADER_MAGIC.len()..].copy_from_slice(&self.0);
+        header
+    }
+
+    /// The id `sealed` names, if it has a header (values sealed before key
+    /// ids existed have none).
+    pub fn of(sealed: &[u8]) -> Option<KeyId> {
+        if sealed.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || !sealed.starts_with(HEADER_MAGIC) {
+            return None;
+        }
+        let id: [u8; KEY_ID_LEN] = sealed[HEADER_MAGIC.len()..HEADER_LEN].try_into().ok()?;
+        Some(KeyId(id))
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+struct Key {
+    id: KeyId,
     cipher: XChaCha20Poly1305,
+}
+
+/// The master keys: the first seals every user secret, each opens what it
+/// sealed. Never printed; the ciphers zero their copies of the keys on drop.
+pub struct MasterKey {
+    /// Never empty.
+    keys: Vec<Key>,
 }
 
 impl fmt::Debug for MasterKey {
@@ -93,87 +145,78 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// Parses the base64 form used by `TENANT_JWT_MASTER_KEY` and key files.
+    /// Parses the base64 form used by `TENANT_JWT_MASTER_KEY` and key files:
+    /// one key, or several separated by commas or lines, the sealing key first.
     pub fn from_base64(encoded: &str) -> Result<Self, SecretError> {
-        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| {
-            SecretError::MasterKey("must be standard base64 of exactly 32 bytes".into())
-        })?);
-        let key: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            SecretError::MasterKey(format!(
-                "must decode to exactly 32 bytes, got {}",
-                bytes.len()
-            ))
-        })?;
-        Ok(Self::from_bytes(key))
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, part) in encoded
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
+            let key = Self::key_from_base64(part)
+                .map_err(|e| SecretError::MasterKey(format!("key {} of the list {e}", i + 1)))?;
+            if keys.iter().any(|k| k.id == key.id) {
+                return Err(SecretError::MasterKey(format!(
+                    "key {} of the list repeats key {}",
+                    i + 1,
+                    key.id
+                )));
+            }
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(SecretError::MasterKey("is empty".into()));
+        }
+        Ok(Self { keys })
     }
 
-    fn from_bytes(key: &[u8; 32]) -> Self {
-        Self {
+    fn key_from_base64(encoded: &str) -> Result<Key, String> {
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(encoded)
+                .map_err(|_| "must be standard base64 of exactly 32 bytes".to_owned())?,
+        );
+        let key: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("must decode to exactly 32 bytes, got {}", bytes.len()))?;
+        Ok(Self::key(key))
+    }
+
+    fn key(key: &[u8; 32]) -> Key {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"tenant-jwt master key id\0")
+            .chain_update(key)
+            .finalize();
+        let id: [u8; KEY_ID_LEN] = digest[..KEY_ID_LEN].try_into().expect("8 of 32 bytes");
+        Key {
+            id: KeyId(id),
             cipher: XChaCha20Poly1305::new(key.into()),
         }
+    }
+
+    /// The key that seals: the first listed.
+    pub fn sealing_id(&self) -> KeyId {
+        self.keys[0].id
+    }
+
+    /// Every listed key, the sealing one first.
+    pub fn ids(&self) -> Vec<KeyId> {
+        self.keys.iter().map(|k| k.id).collect()
+    }
+
+    /// Whether a listed key can open `sealed` as far as its header tells: it
+    /// names a listed key, or has no header (an older value).
+    pub fn names_a_listed_key(&self, sealed: &[u8]) -> bool {
+        KeyId::of(sealed).is_none_or(|id| self.keys.iter().any(|k| k.id == id))
     }
 
     /// A fresh random key, in base64, for a new key file or for an operator.
     pub fn generate_base64() -> Result<Zeroizing<String>, SecretError> {
         Ok(Zeroizing::new(STANDARD.encode(*random_bytes::<32>()?)))
-    }
-
-    /// Reads the key file at `path`, or creates it (mode 0600) with a new
-    /// random key if it does not exist. Returns the key and whether it was
-    /// created. Two processes racing to create it end up with the same key:
-    /// the loser of `create_new` reads the winner's file.
-    pub fn load_or_create_file(path: &Path) -> Result<(Self, bool), SecretError> {
-        let key_file_error = |source| SecretError::KeyFile {
-            path: path.display().to_string(),
-            source,
-        };
-        match Self::read_file(path) {
-            Ok(key) => return Ok((key, false)),
-            Err(SecretError::KeyFile { source, .. })
-                if source.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(key_file_error)?;
-        }
-        let encoded = Self::generate_base64()?;
-        let created = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path);
-        match created {
-            Ok(mut file) => {
-                file.write_all(format!("{}\n", encoded.as_str()).as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(key_file_error)?;
-                Ok((Self::from_base64(&encoded)?, true))
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Ok((Self::read_file(path)?, false))
-            }
-            Err(e) => Err(key_file_error(e)),
-        }
-    }
-
-    fn read_file(path: &Path) -> Result<Self, SecretError> {
-        let key_file_error = |source| SecretError::KeyFile {
-            path: path.display().to_string(),
-            source,
-        };
-        let metadata = fs::metadata(path).map_err(key_file_error)?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "master key file is readable by group or others; chmod 600 it"
-            );
-        }
-        let contents = Zeroizing::new(fs::read_to_string(path).map_err(key_file_error)?);
-        Self::from_base64(&contents)
     }
 
     /// Seals a user secret for (user, generation).
@@ -215,7 +258,8 @@ impl MasterKey {
 
     fn seal_with_aad(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
         let nonce = random_bytes::<NONCE_LEN>()?;
-        let ciphertext = self
+        let sealing = &self.keys[0];
+        let ciphertext = sealing
             .cipher
             .encrypt(
                 XNonce::from_slice(nonce.as_ref()),
@@ -225,28 +269,52 @@ impl MasterKey {
                 },
             )
             .map_err(|_| SecretError::Unseal)?;
-        let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        let mut sealed = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&sealing.id.header());
         sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&ciphertext);
         Ok(sealed)
     }
 
+    /// Opens `sealed` under the key its header names; a value without a
+    /// header (sealed before key ids) under each key in turn.
     fn open_with_aad(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecretError> {
-        if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(SecretError::Unseal);
+        let named = KeyId::of(sealed);
+        if let Some(id) = named
+            && let Some(key) = self.keys.iter().find(|k| k.id == id)
+        {
+            return open(&key.cipher, aad, &sealed[HEADER_LEN..]);
         }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| SecretError::Unseal)
+        // No header, or (one chance in 2^32 for an old value) a header-like
+        // nonce: try the value whole under each key.
+        for key in &self.keys {
+            if let Ok(plain) = open(&key.cipher, aad, sealed) {
+                return Ok(plain);
+            }
+        }
+        Err(named.map_or(SecretError::Unseal, SecretError::UnknownKey))
     }
+}
+
+fn open(
+    cipher: &XChaCha20Poly1305,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(SecretError::Unseal);
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| SecretError::Unseal)
 }
 
 fn user_secret_aad(user: UserId, generation: Generation) -> [u8; 25 + 16 + 8] {
@@ -295,6 +363,61 @@ mod tests {
     }
 
     #[test]
+    fn a_key_list_seals_under_the_first_and_opens_under_any() {
+        let (k1, k2) = (
+            MasterKey::generate_base64().unwrap(),
+            MasterKey::generate_base64().unwrap(),
+        );
+        let only = |k: &str| MasterKey::from_base64(k).unwrap();
+        let both = MasterKey::from_base64(&format!("{},{}", *k2, *k1)).unwrap();
+        let in_a_file = MasterKey::from_base64(&format!("{}\n{}\n", *k2, *k1)).unwrap();
+        assert_eq!(both.ids(), in_a_file.ids());
+        assert_eq!(both.ids(), [only(&k2).sealing_id(), only(&k1).sealing_id()]);
+        assert_eq!(both.sealing_id().to_string().len(), 16, "8 bytes in hex");
+
+        let user = UserId::generate();
+        let secret = UserSecret::generate().unwrap();
+        let under_k1 = only(&k1).seal(user, Generation::FIRST, &secret).unwrap();
+        let under_k2 = both.seal(user, Generation::FIRST, &secret).unwrap();
+        assert_eq!(KeyId::of(&under_k2), Some(only(&k2).sealing_id()));
+        for (sealed, opener) in [
+            (&under_k1, &both),
+            (&under_k2, &both),
+            (&under_k2, &only(&k2)),
+        ] {
+            let opened = opener.unseal(user, Generation::FIRST, sealed).unwrap();
+            assert_eq!(opened.expose(), secret.expose());
+        }
+        match only(&k1).unseal(user, Generation::FIRST, &under_k2) {
+            Err(SecretError::UnknownKey(id)) => assert_eq!(id, only(&k2).sealing_id()),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(!only(&k1).names_a_listed_key(&under_k2));
+        assert!(both.names_a_listed_key(&under_k2));
+
+        // A value sealed before key ids (nonce first, no header) opens under
+        // whichever listed key sealed it.
+        let legacy = &under_k1[HEADER_LEN..];
+        assert_eq!(KeyId::of(legacy), None);
+        assert!(both.unseal(user, Generation::FIRST, legacy).is_ok());
+        assert!(only(&k2).unseal(user, Generation::FIRST, legacy).is_err());
+    }
+
+    #[test]
+    fn a_key_list_is_checked_and_never_echoed() {
+        let k1 = MasterKey::generate_base64().unwrap();
+        for (list, complaint) in [
+            (format!("{},{}", *k1, *k1), "repeats"),
+            (",\n ,".to_owned(), "empty"),
+            (format!("{},not-base64", *k1), "key 2 of the list"),
+        ] {
+            let error = MasterKey::from_base64(&list).unwrap_err().to_string();
+            assert!(error.contains(complaint), "{error}");
+            assert!(!error.contains(k1.as_str()), "{error}");
+        }
+    }
+
+    #[test]
     fn secrets_are_random_and_never_printed() {
         let (a, b) = (
             UserSecret::generate().unwrap(),
@@ -318,31 +441,5 @@ mod tests {
         let check = a.key_check_value().unwrap();
         assert!(a.matches_key_check_value(&check));
         assert!(!b.matches_key_check_value(&check));
-    }
-
-    #[test]
-    fn key_file_is_created_private_and_then_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested/master.key");
-        let (first, created) = MasterKey::load_or_create_file(&path).unwrap();
-        assert!(created);
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let (second, created_again) = MasterKey::load_or_create_file(&path).unwrap();
-        assert!(!created_again);
-        let user = UserId::generate();
-        let sealed = first
-            .seal(user, Generation::FIRST, &UserSecret::generate().unwrap())
-            .unwrap();
-        assert!(second.unseal(user, Generation::FIRST, &sealed).is_ok());
-    }
-
-    #[test]
-    fn corrupt_key_file_is_an_error_not_a_new_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.key");
-        fs::write(&path, "garbage").unwrap();
-        assert!(MasterKey::load_or_create_file(&path).is_err());
-        assert_eq!(fs::read_to_string(&path).unwrap(), "garbage");
     }
 }

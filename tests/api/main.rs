@@ -17,6 +17,7 @@ mod introspect;
 mod limits;
 mod local_cache;
 mod login;
+mod master_keys;
 mod openapi;
 mod operations;
 mod propagation;

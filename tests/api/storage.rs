@@ -157,7 +157,8 @@ async fn a_wrong_master_key_stops_start_up() {
         .err()
         .expect("start-up must fail");
     assert!(
-        format!("{error:#}").contains("master key does not match"),
+        format!("{error:#}").contains("which is not listed")
+            && format!("{error:#}").contains("refusing to start"),
         "{error:#}"
     );
 }
