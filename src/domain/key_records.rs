@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
-use super::secrets::{MasterKey, SecretError, UserSecret};
+use super::secrets::{KeyId, MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
 use crate::db::{self, Db};
@@ -187,11 +187,17 @@ impl KeyRecords {
         Ok(record)
     }
 
+    /// Whether the listed keys open `record`: told by the key id a sealed
+    /// value names; a value sealed before key ids is opened to tell (on a
+    /// Redis hit only, and only until `keys rewrap` has run).
     fn sealed_under_listed_keys(&self, record: &KeyRecord) -> bool {
         record
             .generations
             .iter()
-            .all(|g| self.master_key.names_a_listed_key(&g.sealed))
+            .all(|g| match KeyId::of(&g.sealed) {
+                Some(_) => self.master_key.names_a_listed_key(&g.sealed),
+                None => g.open(&self.master_key, record.user_id).is_ok(),
+            })
     }
 
     /// Reads the record from Postgres, bypassing the cache.
