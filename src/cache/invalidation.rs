@@ -37,7 +37,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub struct Subscription {
     pub topology: Topology,
-    /// Its idle connections are dropped when the master moves.
+    /// Its connections are closed whenever the subscription breaks (they
+    /// most likely lead where it did).
     pub pool: RedisPool,
     /// Notified at every (re)subscription.
     pub subscribed: std::sync::Arc<tokio::sync::Notify>,

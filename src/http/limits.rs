@@ -123,52 +123,41 @@ impl Limits {
         self.check(&self.login_per_account, &account, "login_per_account")?;
         let account = account_tag(&account);
         let s = &self.settings;
-        let [by_ip, by_account_ip, by_account] = [
+        let budget = |subject: String, name: String, per_minute| Budget {
+            subject,
+            name,
+            per_minute,
+        };
+        // Per account and address: the account is the hash tag, the address
+        // goes in the key's name.
+        let budgets = [
             (
                 "login_per_ip",
-                format!("ip:{ip}"),
-                "login".to_owned(),
-                s.login_per_ip,
+                budget(format!("ip:{ip}"), "login".into(), s.login_per_ip),
             ),
             (
                 "login_per_account_ip",
-                account.clone(),
-                format!("login:{ip}"),
-                s.login_per_account_ip,
+                budget(
+                    account.clone(),
+                    format!("login:{ip}"),
+                    s.login_per_account_ip,
+                ),
             ),
             (
                 "login_per_account",
-                account,
-                "login".to_owned(),
-                s.login_per_account,
+                budget(account, "login".into(), s.login_per_account),
             ),
-        ]
-        .map(|(limit, subject, name, per_minute)| {
-            let budget = Budget {
-                subject,
-                name,
-                per_minute,
-            };
-            (limit, budget)
-        });
-        let refusal = |taken| match taken {
-            Some(Taken::NoneLeft { next_in }) => Some(next_in),
-            _ => None,
-        };
-        let (ip_wait, account_ip_wait, account_wait) = futures_util::future::join3(
-            self.take_shared(&by_ip.1),
-            self.take_shared(&by_account_ip.1),
-            self.take_shared(&by_account.1),
-        )
-        .await;
-        let refused = [
-            (by_ip.0, ip_wait),
-            (by_account_ip.0, account_ip_wait),
-            (by_account.0, account_wait),
-        ]
-        .into_iter()
-        .filter_map(|(limit, taken)| Some((limit, refusal(taken)?)))
-        .max_by_key(|(_, wait)| *wait);
+        ];
+        let taken =
+            futures_util::future::join_all(budgets.iter().map(|(_, b)| self.take_shared(b))).await;
+        let refused = budgets
+            .iter()
+            .zip(taken)
+            .filter_map(|((limit, _), taken)| match taken {
+                Some(Taken::NoneLeft { next_in }) => Some((*limit, next_in)),
+                _ => None,
+            })
+            .max_by_key(|(_, wait)| *wait);
         match refused {
             Some((limit, wait)) => Err(self.refused(limit, wait)),
             None => Ok(()),
@@ -258,13 +247,13 @@ impl Limits {
                 Some(taken)
             }
             Err(e) => {
-                self.degraded_check(&e);
+                self.note_degraded(&e);
                 None
             }
         }
     }
 
-    fn degraded_check(&self, error: &CacheError) {
+    fn note_degraded(&self, error: &CacheError) {
         self.metrics.limit_degraded();
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(%error, "shared rate limits unavailable; limiting per instance");
