@@ -5,17 +5,6 @@ use crate::helpers::{TcpProxy, TestApp, spawn_app_with, test_settings};
 
 const CHANNEL_UP: &str = "tenant_jwt_invalidation_channel_up";
 
-async fn rotate(app: &TestApp, user: tenant_jwt::types::ids::UserId) -> u16 {
-    app.client
-        .post(app.url(&format!("/v1/tenants/acme/users/{user}/rotate-secret")))
-        .bearer_auth(crate::helpers::service_key())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// Waits (5 s at most) until `app` reports its channel down.
 async fn wait_for_channel_down(app: &TestApp) {
     for _ in 0..100 {
@@ -53,7 +42,7 @@ async fn a_change_made_while_the_channel_is_down_is_not_missed() {
     // Loaded while the channel is down: must not be kept, since the
     // announcement of the next change cannot arrive.
     assert_eq!(a.me(&alice.token).await.status(), 200);
-    assert_eq!(rotate(&b, alice.id).await, 200);
+    assert_eq!(b.rotate_secret("acme", alice.id).await.status(), 200);
     assert_eq!(
         a.me(&alice.token).await.status(),
         401,
@@ -79,7 +68,7 @@ async fn a_silent_partition_is_caught_by_the_heartbeat() {
     // The connection stays open but carries nothing: the announcement of
     // the rotation never reaches A, and only the unanswered ping tells.
     proxy.freeze();
-    assert_eq!(rotate(&b, alice.id).await, 200);
+    assert_eq!(b.rotate_secret("acme", alice.id).await.status(), 200);
     // Heartbeat 200 ms + Redis timeout 500 ms in tests, far below the 30 s TTL.
     assert!(
         a.me_becomes(&alice.token, 401).await,

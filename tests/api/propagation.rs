@@ -10,10 +10,6 @@ use tenant_jwt::types::ids::UserId;
 use crate::helpers::binary::Running;
 use crate::helpers::{TcpProxy, TestApp, service_key, spawn_app_with, test_settings};
 
-fn rotate_url(app_url: &str, user: UserId) -> String {
-    format!("{app_url}/v1/tenants/acme/users/{user}/rotate-secret")
-}
-
 async fn record_version(app: &TestApp, user: UserId) -> i64 {
     use tenant_jwt::db::schema::users;
     let mut conn = app.db().await;
@@ -55,7 +51,13 @@ async fn a_change_whose_instance_died_before_redis_is_enforced_by_the_others() {
     let before = record_version(&b, alice.id).await;
     proxy.freeze();
     let rotation = {
-        let (client, url) = (a.client.clone(), rotate_url(&a.url(""), alice.id));
+        let (client, url) = (
+            a.client.clone(),
+            a.url(&format!(
+                "/v1/tenants/acme/users/{}/rotate-secret",
+                alice.id
+            )),
+        );
         tokio::spawn(async move { client.post(url).bearer_auth(service_key()).send().await })
     };
     // The rotation commits, then A waits on Redis: kill it there.
@@ -94,13 +96,7 @@ async fn a_change_saved_while_redis_refused_it_reaches_every_instance_without_a_
     assert_eq!(b.me(&alice.token).await.status(), 200, "cached on B");
 
     proxy.cut();
-    let response = a
-        .client
-        .post(rotate_url(&a.address, alice.id))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
+    let response = a.rotate_secret("acme", alice.id).await;
     assert_eq!(response.status(), 503, "saved, not yet published");
     assert!(response.headers().contains_key("retry-after"));
 
@@ -142,13 +138,7 @@ async fn a_change_a_failover_lost_is_written_again_on_the_new_master() {
     .await;
     let before = replica_has().await.unwrap();
 
-    let rotated = a
-        .client
-        .post(rotate_url(&a.address, alice.id))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
+    let rotated = a.rotate_secret("acme", alice.id).await;
     assert_eq!(rotated.status(), 200);
     assert!(b.me_becomes(&alice.token, 401).await);
     // Replication is asynchronous: a master may die before its replica has

@@ -8,16 +8,7 @@ use serde_json::Value;
 use tenant_jwt::types::ids::UserId;
 
 use crate::helpers::redis_servers::{ClusterSet, SentinelSet, eventually};
-use crate::helpers::{Member, TestApp, service_key, spawn_app_with, test_settings};
-
-async fn rotate(app: &TestApp, user: UserId) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/v1/tenants/acme/users/{user}/rotate-secret")))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap()
-}
+use crate::helpers::{Member, TestApp, spawn_app_with, test_settings};
 
 /// Two instances on `redis_url`, sharing Postgres and the key prefix, both
 /// with their in-process level in use.
@@ -50,7 +41,7 @@ async fn members(app: &TestApp, count: usize) -> Vec<Member> {
 /// the old token (2 s at most).
 async fn rotation_seen(from: &TestApp, to: &TestApp, member: &Member) -> Duration {
     assert_eq!(to.me(&member.token).await.status(), 200);
-    assert_eq!(rotate(from, member.id).await.status(), 200);
+    assert_eq!(from.rotate_secret("acme", member.id).await.status(), 200);
     let rotated = Instant::now();
     assert!(
         to.me_becomes(&member.token, 401).await,
@@ -60,16 +51,7 @@ async fn rotation_seen(from: &TestApp, to: &TestApp, member: &Member) -> Duratio
 }
 
 async fn redis_parts(app: &TestApp) -> Value {
-    let body: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["checks"]["redis_parts"].clone()
+    app.service_get("/readyz").await["checks"]["redis_parts"].clone()
 }
 
 /// Checks `/v1/me` on both instances until `stop`; the statuses that were
@@ -120,7 +102,7 @@ async fn sentinel_failover_under_traffic_loses_no_check_and_writes_recover() {
         let killed = Instant::now();
         // Changes: 503 with Retry-After until the new master is known.
         let recovered = loop {
-            let response = rotate(&a, team[3].id).await;
+            let response = a.rotate_secret("acme", team[3].id).await;
             let status = response.status().as_u16();
             if status == 200 {
                 break killed.elapsed();
@@ -191,7 +173,7 @@ async fn sentinel_failover_under_traffic_loses_no_check_and_writes_recover() {
     eventually(
         Duration::from_secs(10),
         "writes after the manual failover",
-        || async { rotate(&a, team[3].id).await.status() == 200 },
+        || async { a.rotate_secret("acme", team[3].id).await.status() == 200 },
     )
     .await;
     let seen = rotation_seen(&a, &b, &team[2]).await;
@@ -347,7 +329,7 @@ async fn cluster_spreads_records_survives_a_flush_and_the_loss_of_a_node() {
     eventually(
         Duration::from_secs(5),
         "a change published with a node down",
-        || async { rotate(&a, member.id).await.status() == 200 },
+        || async { a.rotate_secret("acme", member.id).await.status() == 200 },
     )
     .await;
     let rotated = Instant::now();
@@ -362,7 +344,7 @@ async fn cluster_spreads_records_survives_a_flush_and_the_loss_of_a_node() {
     eventually(
         Duration::from_secs(10),
         "writes to the returned node",
-        || async { rotate(&a, lost.id).await.status() == 200 },
+        || async { a.rotate_secret("acme", lost.id).await.status() == 200 },
     )
     .await;
     assert!(b.me_becomes(&lost.token, 401).await);

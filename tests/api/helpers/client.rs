@@ -75,6 +75,16 @@ impl TestApp {
         }
     }
 
+    /// Rotates `user`'s secret as the calling service, without a grace period.
+    pub async fn rotate_secret(&self, tenant: &str, user: UserId) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/tenants/{tenant}/users/{user}/rotate-secret")))
+            .bearer_auth(service_key())
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn me(&self, token: &str) -> reqwest::Response {
         self.client
             .get(self.url("/v1/me"))
