@@ -37,6 +37,9 @@ pub struct Metrics {
     invalidations_received: IntCounter,
     connections_refused: IntCounterVec,
     connection_errors: IntCounter,
+    service_refusals: IntCounterVec,
+    credential_loads: IntCounterVec,
+    credential_cache_fresh: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -99,6 +102,23 @@ impl Metrics {
             &["result"],
         );
         Self {
+            service_refusals: counter_vec(
+                &registry,
+                "service_auth_refusals_total",
+                "Service calls refused by reason: unknown_service_key, expired_credential, insufficient_scope",
+                &["reason"],
+            ),
+            credential_loads: counter_vec(
+                &registry,
+                "service_credential_loads_total",
+                "Stored service credentials looked up in Postgres (not cached in process), by result: found, not_found",
+                &["result"],
+            ),
+            credential_cache_fresh: gauge(
+                &registry,
+                "service_credential_cache_fresh",
+                "1 while this instance's cached service credentials are known current (Postgres read within the last second)",
+            ),
             verified_ok: verifications.with_label_values(&["ok"]),
             local_hits: key_record_lookups.with_label_values(&["local_hit"]),
             verifications,
@@ -288,6 +308,19 @@ impl Metrics {
     pub fn outbox_backlog(&self, unpublished: i64, oldest_seconds: f64) {
         self.changes_unpublished.set(unpublished);
         self.oldest_unpublished.set(oldest_seconds);
+    }
+
+    pub fn service_refused(&self, reason: &str) {
+        self.service_refusals.with_label_values(&[reason]).inc();
+    }
+
+    pub fn credential_loaded(&self, found: bool) {
+        let result = if found { "found" } else { "not_found" };
+        self.credential_loads.with_label_values(&[result]).inc();
+    }
+
+    pub fn credential_cache_fresh(&self, fresh: bool) {
+        self.credential_cache_fresh.set(i64::from(fresh));
     }
 
     pub fn limit_degraded(&self) {

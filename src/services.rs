@@ -11,6 +11,7 @@ use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, Db};
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
+use crate::domain::credentials::Credentials;
 use crate::domain::key_records::{KeyRecords, LocalRecords};
 use crate::domain::keys;
 use crate::domain::password::PasswordHasher;
@@ -55,6 +56,7 @@ pub struct Services {
     pub sessions: Sessions,
     pub verifier: Verifier,
     pub propagation: Propagation,
+    pub credentials: Credentials,
 }
 
 impl Services {
@@ -95,6 +97,8 @@ impl Services {
             settings.tokens.refresh_ttl,
             metrics.clone(),
         );
+        let credentials =
+            Credentials::new(pool.clone(), settings.service_keys.clone(), metrics.clone());
         Self {
             accounts: Accounts::new(
                 pool.clone(),
@@ -110,8 +114,10 @@ impl Services {
                 master_key.clone(),
                 key_records.clone(),
                 sessions.clone(),
+                credentials.clone(),
                 metrics.clone(),
             ),
+            credentials,
             propagation: Propagation::new(pool.clone(), key_records, metrics.clone()),
             sessions,
             verifier,

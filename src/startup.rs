@@ -276,7 +276,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
     let stores = Stores::open(settings).await?;
     if settings.service_keys.is_empty() {
         tracing::warn!(
-            "no service keys configured (TENANT_JWT_SERVICE_KEYS): tenant, user and introspection endpoints will refuse every call"
+            "no root service keys configured (TENANT_JWT_SERVICE_KEYS): only stored service credentials and tenant admins' tokens are accepted"
         );
     }
     let metrics = Metrics::new();
@@ -296,11 +296,13 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         services.propagation.clone(),
         stores.cache.subscriptions(),
     ));
+    background.spawn(services.credentials.clone().watch());
     let Services {
         accounts,
         admin,
         sessions,
         verifier,
+        credentials,
         propagation: _,
     } = services;
     Ok(AppState {
@@ -316,7 +318,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         db: stores.pool,
         cache: stores.cache,
         metrics,
-        service_keys: settings.service_keys.clone(),
+        credentials,
         forward_auth_cookie: settings.http.forward_auth_cookie.clone(),
         readiness_timeout: settings.database.timeout,
     })

@@ -11,13 +11,16 @@ use zeroize::Zeroizing;
 
 use crate::config::Settings;
 use crate::db;
+use crate::domain::admin::credentials::NewCredential;
 use crate::domain::admin::{self, Admin};
 use crate::domain::audit::AuditContext;
+use crate::domain::page;
 use crate::domain::password::Password;
 use crate::domain::users::{NewUser, UserPatch};
 use crate::services::Services;
 use crate::startup::Application;
-use crate::types::ids::{Role, TenantName, TenantSlug, Username};
+use crate::types::ids::{CredentialId, CredentialName, Role, TenantName, TenantSlug, Username};
+use crate::types::scopes::Scopes;
 pub use settings::SettingsArgs;
 
 #[derive(Debug, Parser)]
@@ -50,6 +53,42 @@ pub enum Command {
     /// sealing one first).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage stored service credentials (scoped keys for the SaaS
+    /// backend's services).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Create a credential and print it with its key (shown this once).
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// The tenant's slug; absent: the root level (every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A scope to grant (repeat, or separate with commas): introspect,
+        /// revoke, users:read, users:write, secrets:rotate, audit:read,
+        /// credentials:write, tenants:write (root level only).
+        #[arg(long = "scope", required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// When it expires, from now (e.g. `90d`); absent: never.
+        #[arg(long)]
+        expires_in: Option<humantime::Duration>,
+    },
+    /// List live credentials (never their keys).
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a credential: it fails on every instance within a second.
+    Revoke {
+        /// The credential's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => db::prepare(&settings.database).await?,
         Command::Keys(KeysCommand::Status) => print_json(&keys::status(&settings).await?)?,
         Command::Keys(KeysCommand::Rewrap) => print_json(&keys::rewrap(&settings).await?)?,
+        Command::Credentials(command) => credentials(&settings, command).await?,
         Command::Tenants(TenantsCommand::Create { slug, name }) => {
             let (slug, name) = (TenantSlug::parse(&slug)?, TenantName::parse(&name)?);
             let pool = db::prepare_pool(&settings.database).await?;
@@ -182,6 +222,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(
                 &serde_json::json!({ "id": user.id, "username": user.username, "disabled": user.disabled }),
             )?;
+        }
+    }
+    Ok(())
+}
+
+async fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Result<()> {
+    let admin = operator(settings).await?;
+    let ctx = &AuditContext::OPERATOR;
+    match command {
+        CredentialsCommand::Create {
+            name,
+            tenant,
+            scopes,
+            expires_in,
+        } => {
+            let new = NewCredential {
+                name: CredentialName::parse(&name)?,
+                scopes: Scopes::parse(&scopes)?,
+                expires_in: expires_in.map(|d| d.as_secs()),
+            };
+            let created = admin.create_credential(ctx, tenant.as_deref(), new).await?;
+            let mut out = serde_json::to_value(&created.credential)?;
+            out["key"] = created.key.expose().into();
+            print_json(&out)?;
+        }
+        CredentialsCommand::List { tenant } => {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = admin
+                    .credentials(ctx, tenant.as_deref(), after, Some(page::MAX_PAGE))
+                    .await?;
+                all.extend(page.items);
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            print_json(&serde_json::json!({ "credentials": all }))?;
+        }
+        CredentialsCommand::Revoke { id } => {
+            admin
+                .revoke_credential(ctx, None, CredentialId::parse(&id)?)
+                .await?;
+            print_json(&serde_json::json!({ "revoked": id }))?;
         }
     }
     Ok(())

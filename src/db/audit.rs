@@ -13,7 +13,8 @@ use crate::types::ids::{TenantId, UserId};
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct AuditRow {
     pub id: Uuid,
-    pub tenant_id: TenantId,
+    /// `None`: a root-level event (a credential with no tenant).
+    pub tenant_id: Option<TenantId>,
     pub actor_kind: String,
     pub actor_id: String,
     pub action: String,
@@ -31,15 +32,18 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &AuditRow) -> QueryResult
         .map(drop)
 }
 
-/// A page of a tenant's events, oldest first.
+/// A page of a tenant's events (`None`: the root-level ones), oldest first.
 pub async fn page(
     conn: &mut AsyncPgConnection,
-    tenant: TenantId,
+    tenant: Option<TenantId>,
     page: Keyset,
 ) -> QueryResult<Vec<AuditRow>> {
     let query = audit_events::table
-        .filter(audit_events::tenant_id.eq(tenant))
         .select(AuditRow::as_select())
         .into_boxed();
+    let query = match tenant {
+        Some(tenant) => query.filter(audit_events::tenant_id.eq(tenant)),
+        None => query.filter(audit_events::tenant_id.is_null()),
+    };
     keyset!(query, audit_events::id, page).load(conn).await
 }

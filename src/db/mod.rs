@@ -4,6 +4,7 @@
 //! can compose them inside its transactions. Nothing here knows about HTTP.
 
 pub mod audit;
+pub mod credentials;
 pub mod master_key_check;
 pub mod outbox;
 pub mod page;

@@ -51,13 +51,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     master_key_check,
     audit_events,
     sessions,
-    refresh_tokens
+    refresh_tokens,
+    service_credentials
 );
 
 diesel::table! {
     audit_events (id) {
         id -> Uuid,
-        tenant_id -> Uuid,
+        tenant_id -> Nullable<Uuid>,
         actor_kind -> Text,
         actor_id -> Text,
         action -> Text,
@@ -108,3 +109,28 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    service_credentials (id) {
+        id -> Uuid,
+        name -> Text,
+        tenant_id -> Nullable<Uuid>,
+        scopes -> Array<Text>,
+        key_digest -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_by_kind -> Text,
+        created_by_id -> Text,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    service_credential_changes (id) {
+        id -> Bool,
+        revision -> Int8,
+    }
+}
+
+diesel::joinable!(service_credentials -> tenants (tenant_id));

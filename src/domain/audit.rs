@@ -6,13 +6,21 @@ use uuid::Uuid;
 
 use super::error::DomainError;
 use crate::db;
-use crate::types::ids::{TenantId, UserId};
+use crate::types::ids::{CredentialId, TenantId, UserId};
+use crate::types::scopes::Scopes;
 use crate::types::service_keys::ServiceKeyId;
 
 /// Who is acting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
+    /// A root key from `TENANT_JWT_SERVICE_KEYS`: every scope, every tenant.
     Service(ServiceKeyId),
+    /// A stored service credential: its scopes, its tenant only if it has one.
+    Credential {
+        id: CredentialId,
+        tenant: Option<TenantId>,
+        scopes: Scopes,
+    },
     /// A tenant admin, by access token.
     Admin {
         user: UserId,
@@ -32,6 +40,7 @@ impl Actor {
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::Service(_) => "service",
+            Actor::Credential { .. } => "credential",
             Actor::Admin { .. } | Actor::User { .. } => "user",
             Actor::Operator => "operator",
             Actor::System => "system",
@@ -41,6 +50,7 @@ impl Actor {
     pub fn id(&self) -> String {
         match self {
             Actor::Service(key) => key.to_string(),
+            Actor::Credential { id, .. } => id.to_string(),
             Actor::Admin { user, .. } | Actor::User { user, .. } => user.to_string(),
             Actor::Operator => "cli".to_owned(),
             Actor::System => "tenant-jwt".to_owned(),
@@ -50,9 +60,38 @@ impl Actor {
     /// Whether the actor may administer `tenant`.
     pub fn may_manage(&self, tenant: TenantId) -> bool {
         match self {
-            Actor::Service(_) | Actor::Operator | Actor::System => true,
-            Actor::Admin { tenant: own, .. } => *own == tenant,
             Actor::User { .. } => false,
+            _ => self.tenant().is_none_or(|own| own == tenant),
+        }
+    }
+
+    /// The one tenant the actor is bound to; `None` for the root level.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            Actor::Service(_) | Actor::Operator | Actor::System => None,
+            Actor::Credential { tenant, .. } => *tenant,
+            Actor::Admin { tenant, .. } | Actor::User { tenant, .. } => Some(*tenant),
+        }
+    }
+
+    /// What the actor may do: every scope at the root level, every tenant
+    /// scope for a tenant admin, a credential's own scopes.
+    pub fn scopes(&self) -> Scopes {
+        match self {
+            Actor::Service(_) | Actor::Operator | Actor::System => Scopes::ALL,
+            Actor::Credential {
+                scopes,
+                tenant: None,
+                ..
+            } => *scopes,
+            // Whatever was stored, a tenant's credential holds tenant scopes only.
+            Actor::Credential {
+                scopes,
+                tenant: Some(_),
+                ..
+            } => scopes.and(Scopes::TENANT),
+            Actor::Admin { .. } => Scopes::TENANT,
+            Actor::User { .. } => Scopes::NONE,
         }
     }
 }
@@ -80,18 +119,19 @@ impl AuditContext {
 /// An audit event, as stored.
 pub type AuditEvent = db::audit::AuditRow;
 
-/// Writes one audit event, inside the caller's transaction.
+/// Writes one audit event, inside the caller's transaction, in `tenant`'s
+/// log (`None`: the root-level log).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     ctx: &AuditContext,
-    tenant: TenantId,
+    tenant: impl Into<Option<TenantId>>,
     action: &str,
     target: Option<UserId>,
     details: serde_json::Value,
 ) -> Result<(), DomainError> {
     let row = db::audit::AuditRow {
         id: Uuid::now_v7(),
-        tenant_id: tenant,
+        tenant_id: tenant.into(),
         actor_kind: ctx.actor.kind().to_owned(),
         actor_id: ctx.actor.id(),
         action: action.to_owned(),

@@ -15,6 +15,7 @@ use super::password::PasswordError;
 use super::secrets::SecretError;
 use crate::db::DbError;
 use crate::types::ids::InvalidInput;
+use crate::types::scopes::Scope;
 
 /// A cause of any kind, kept for the logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -28,6 +29,14 @@ pub enum DomainError {
     Conflict(Conflict),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The caller is authenticated but lacks this scope (RFC 6750 §3.1).
+    #[error("needs scope {0}")]
+    InsufficientScope(Scope),
+    /// The caller is authenticated but may not do this whatever its
+    /// scopes (a member's token on an admin route, a tenant's credential
+    /// acting at the root level). The reason is for logs only.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// A login that did not succeed. The reason is for logs only.
     #[error("login refused: {}", .0.as_str())]
     InvalidCredentials(LoginFailure),

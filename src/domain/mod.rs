@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod credentials;
 pub mod error;
 pub mod key_file;
 pub mod key_records;

@@ -292,35 +292,34 @@ impl Sessions {
     }
 
     /// RFC 7009: revokes the session of an access token or refresh token.
-    /// Unknown and invalid tokens are not an error.
-    pub async fn revoke(&self, token: &str) -> Result<(), DomainError> {
-        if token.starts_with(REFRESH_PREFIX) {
-            let found = {
-                let hash = RefreshToken::hash_of(token);
-                self.db
-                    .query(async |conn| db::sessions::find_refresh(conn, &hash).await)
-                    .await?
-            };
-            if let Some(found) = found {
-                return self
-                    .end(found.user_id, found.session_id, "revoked", None)
-                    .await;
+    /// Unknown and invalid tokens are not an error, nor is a token of
+    /// another tenant than `only` (left alone, for a tenant's credential).
+    pub async fn revoke(&self, token: &str, only: Option<TenantId>) -> Result<(), DomainError> {
+        let (user, sid) = if token.starts_with(REFRESH_PREFIX) {
+            let hash = RefreshToken::hash_of(token);
+            let found = self
+                .db
+                .query(async |conn| db::sessions::find_refresh(conn, &hash).await)
+                .await?;
+            match found {
+                Some(found) => (found.user_id, found.session_id),
+                None => return Ok(()),
             }
-            return Ok(());
-        }
-        match self.verifier.verify(token).await {
-            Ok(verified) => {
-                self.end(
-                    verified.record.user_id,
-                    verified.claims.sid,
-                    "revoked",
-                    None,
-                )
-                .await
+        } else {
+            match self.verifier.verify(token).await {
+                Ok(verified) => (verified.record.user_id, verified.claims.sid),
+                Err(DomainError::InvalidToken(_)) => return Ok(()),
+                Err(other) => return Err(other),
             }
-            Err(DomainError::InvalidToken(_)) => Ok(()),
-            Err(other) => Err(other),
+        };
+        if let Some(tenant) = only {
+            let record = self.key_records.load(user).await?;
+            if record.is_none_or(|record| record.tenant_id != tenant) {
+                tracing::info!(user_id = %user, "revocation of another tenant's token ignored");
+                return Ok(());
+            }
         }
+        self.end(user, sid, "revoked", None).await
     }
 
     /// The user's live sessions, most recently used first (at most

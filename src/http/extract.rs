@@ -1,7 +1,10 @@
-//! Extractors for the two kinds of caller: a user with an access token
-//! (`Authenticated`) and one of the SaaS backend's services (`ServiceCaller`).
+//! Extractors for the kinds of caller: a user with an access token
+//! (`Authenticated`, `ForwardedUser`), one of the SaaS backend's services
+//! (`Service<S>`), and whoever may administer a tenant (`AdminCaller<S>`),
+//! each with the scope `S` its route needs.
 
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use actix_web::dev::Payload;
@@ -13,10 +16,12 @@ use super::problem::ApiError;
 use super::state::AppState;
 use crate::domain::DomainError;
 use crate::domain::audit::{Actor, AuditContext};
+use crate::domain::credentials::{self, Authentication, ServiceCaller};
 use crate::domain::sessions::Client;
 use crate::domain::verify::Verified;
 use crate::types::ids::Role;
-use crate::types::service_keys::ServiceKeyId;
+use crate::types::scopes::Scope;
+use crate::types::service_keys::KeyDigest;
 
 /// The bearer credential of a request (RFC 6750 §2.1). Any other scheme, or
 /// none, is a missing token.
@@ -138,43 +143,126 @@ impl FromRequest for SessionClient {
     }
 }
 
-/// One of the SaaS backend's services, by the service key it presented.
-pub struct ServiceCaller(pub ServiceKeyId);
+/// The scope a route needs, as a type, so that a handler's signature says
+/// it (`Service<scope::Introspect>`) and no route can forget to ask.
+pub trait RouteScope {
+    /// `None`: any authenticated caller that may see the tenant.
+    const SCOPE: Option<Scope>;
+}
 
-impl FromRequest for ServiceCaller {
+/// One marker type per scope (and `Any`).
+pub mod scope {
+    use super::RouteScope;
+    use crate::types::scopes::Scope;
+
+    macro_rules! markers {
+        ($($name:ident => $scope:expr),+ $(,)?) => {$(
+            pub struct $name;
+            impl RouteScope for $name {
+                const SCOPE: Option<Scope> = $scope;
+            }
+        )+};
+    }
+
+    markers! {
+        Any => None,
+        Introspect => Some(Scope::Introspect),
+        Revoke => Some(Scope::Revoke),
+        UsersRead => Some(Scope::UsersRead),
+        UsersWrite => Some(Scope::UsersWrite),
+        SecretsRotate => Some(Scope::SecretsRotate),
+        AuditRead => Some(Scope::AuditRead),
+        CredentialsWrite => Some(Scope::CredentialsWrite),
+        TenantsWrite => Some(Scope::TenantsWrite),
+    }
+}
+
+/// `actor` if it holds the scope `S` needs; a refusal (counted) otherwise.
+fn in_scope<S: RouteScope>(state: &AppState, actor: Actor) -> Result<Actor, ApiError> {
+    match S::SCOPE {
+        Some(scope) if !actor.scopes().contains(scope) => {
+            tracing::info!(reason = "insufficient_scope", actor = %actor.id(), scope = %scope, "call refused");
+            state.credentials.refused("insufficient_scope");
+            Err(ApiError::InsufficientScope(scope))
+        }
+        _ => Ok(actor),
+    }
+}
+
+/// Refuses a service key, counting it against the address's invalid-bearer
+/// budget (in Redis too) like a bad access token.
+async fn refuse_key(state: &AppState, ip: IpAddr, reason: &'static str) -> ApiError {
+    tracing::info!(reason, "service call refused");
+    state.credentials.refused(reason);
+    state.limits.record_failed_verification(ip).await;
+    ApiError::InvalidToken
+}
+
+/// A stored key the in-process cache could not answer for.
+async fn load_key(
+    state: &AppState,
+    ip: IpAddr,
+    digest: KeyDigest,
+) -> Result<ServiceCaller, ApiError> {
+    match state.credentials.load(digest).await? {
+        Ok(caller) => Ok(caller),
+        Err(reason) => Err(refuse_key(state, ip, reason).await),
+    }
+}
+
+/// One of the SaaS backend's services, by the key it presented (a root key
+/// or a stored credential), holding the scope `S`. Access tokens are not
+/// accepted here.
+pub struct Service<S>(pub ServiceCaller, pub PhantomData<S>);
+
+impl<S: RouteScope> Service<S> {
+    fn checked(state: &AppState, caller: ServiceCaller) -> Result<Self, ApiError> {
+        in_scope::<S>(state, caller.actor)?;
+        Ok(Self(caller, PhantomData))
+    }
+}
+
+impl<S: RouteScope + 'static> FromRequest for Service<S> {
     type Error = ApiError;
-    /// Ready at once for a known key; a refused one is counted (in Redis too).
+    /// Ready at once for a root key or a cached credential (introspection's
+    /// hot path); a lookup or a refusal (counted, in Redis too) waits.
     type Future =
         Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let known = bearer(req).and_then(|key| {
+        let checked = bearer(req).and_then(|key| {
             let state = state(req)?;
             let ip = state.limits.client_ip(req);
             state.limits.check_bearer(ip)?;
-            Ok(state
-                .service_keys
-                .authenticate(key)
-                .map(ServiceCaller)
-                .ok_or((state, ip)))
+            Ok((state.credentials.authenticate(key), state, ip))
         });
-        match known {
-            Ok(Ok(caller)) => Either::Left(ready(Ok(caller))),
-            Ok(Err((state, ip))) => Either::Right(Box::pin(async move {
-                tracing::info!(reason = "unknown_service_key", "service call refused");
-                state.limits.record_failed_verification(ip).await;
-                Err(ApiError::InvalidToken)
+        match checked {
+            Ok((Authentication::Known(caller), state, _)) => {
+                Either::Left(ready(Self::checked(&state, caller)))
+            }
+            Ok((other, state, ip)) => Either::Right(Box::pin(async move {
+                let caller = match other {
+                    Authentication::Unsure(digest) => load_key(&state, ip, digest).await?,
+                    Authentication::Refused(reason) => {
+                        return Err(refuse_key(&state, ip, reason).await);
+                    }
+                    Authentication::NotAServiceKey | Authentication::Known(_) => {
+                        return Err(refuse_key(&state, ip, credentials::UNKNOWN).await);
+                    }
+                };
+                Self::checked(&state, caller)
             })),
             Err(e) => Either::Left(ready(Err(e))),
         }
     }
 }
 
-/// Whoever may administer tenants: a service (by service key) or a tenant
-/// admin (by access token). A member's valid token gets 403.
-pub struct AdminCaller(pub AuditContext);
+/// Whoever may administer a tenant with the scope `S`: a service (root key,
+/// or a stored credential holding `S`) or a tenant admin (access token;
+/// every tenant scope). A member's valid token gets 403.
+pub struct AdminCaller<S>(pub AuditContext, pub PhantomData<S>);
 
-impl FromRequest for AdminCaller {
+impl<S: RouteScope + 'static> FromRequest for AdminCaller<S> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -187,9 +275,11 @@ impl FromRequest for AdminCaller {
             let (credential, state) = (credential?, state?);
             let ip = state.limits.client_ip(&req);
             state.limits.check_bearer(ip)?;
-            let actor = match state.service_keys.authenticate(&credential) {
-                Some(key) => Actor::Service(key),
-                None => {
+            let actor = match state.credentials.authenticate(&credential) {
+                Authentication::Known(caller) => caller.actor,
+                Authentication::Unsure(digest) => load_key(&state, ip, digest).await?.actor,
+                Authentication::Refused(reason) => return Err(refuse_key(&state, ip, reason).await),
+                Authentication::NotAServiceKey => {
                     let verified = verify_from(&state, ip, &credential).await?;
                     if verified.record.role != Role::Admin {
                         return Err(ApiError::Forbidden);
@@ -200,7 +290,8 @@ impl FromRequest for AdminCaller {
                     }
                 }
             };
-            Ok(AdminCaller(AuditContext { actor, request_id }))
+            let actor = in_scope::<S>(&state, actor)?;
+            Ok(AdminCaller(AuditContext { actor, request_id }, PhantomData))
         })
     }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::DomainError;
 use crate::domain::error::{BoxError, Conflict, ErrorChain};
+use crate::types::scopes::Scope;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const REALM: &str = "tenant-jwt";
@@ -41,6 +42,9 @@ pub enum ApiError {
     /// Authenticated, but the role does not allow this.
     #[error("forbidden")]
     Forbidden,
+    /// Authenticated, but the credential lacks this scope.
+    #[error("insufficient scope: needs {0}")]
+    InsufficientScope(Scope),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Forbidden => "forbidden",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(Conflict::TenantSlug) => "tenant_exists",
@@ -134,6 +139,7 @@ impl ApiError {
             ApiError::Validation { .. } => "Invalid input",
             ApiError::BadRequest(_) => "Bad request",
             ApiError::Forbidden => "Forbidden",
+            ApiError::InsufficientScope(_) => "Insufficient scope",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
@@ -153,6 +159,7 @@ impl ApiError {
                 Some(detail.clone())
             }
             ApiError::NotFound(_) => Some(self.to_string()),
+            ApiError::InsufficientScope(scope) => Some(format!("this needs scope {scope}")),
             ApiError::Conflict(Conflict::LastAdmin) => {
                 Some("the tenant must keep at least one enabled admin".to_owned())
             }
@@ -170,7 +177,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidCredentials
             | ApiError::InvalidGrant => StatusCode::UNAUTHORIZED,
             ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -198,6 +205,14 @@ impl ResponseError for ApiError {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+                ));
+            }
+            ApiError::InsufficientScope(scope) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+                    ),
                 ));
             }
             ApiError::Unavailable(_) => {
@@ -233,6 +248,8 @@ impl From<DomainError> for ApiError {
             },
             DomainError::Conflict(what) => ApiError::Conflict(what),
             DomainError::NotFound(what) => ApiError::NotFound(what),
+            DomainError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
+            DomainError::Forbidden(_) => ApiError::Forbidden,
             DomainError::InvalidCredentials(_) => ApiError::InvalidCredentials,
             DomainError::InvalidToken(_) => ApiError::InvalidToken,
             DomainError::InvalidGrant(_) => ApiError::InvalidGrant,
@@ -299,7 +316,9 @@ impl From<super::limits::RetryAfter> for ApiError {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its derived description is used.
 pub enum AdminErrors {
-    /// A member's token: only services and tenant admins administer.
+    /// A member's token (only services and tenant admins administer), or a
+    /// credential without the scope the operation needs
+    /// (`insufficient_scope`, with `WWW-Authenticate` naming the scope).
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem<'static>),
     /// No such tenant or user, or one of another tenant: the same answer.

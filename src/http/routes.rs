@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::body::MAX_BODY_BYTES;
 use super::handlers::{
-    account, audit, forward_auth, health, introspect, me, sessions, tenants, user_sessions, users,
+    account, audit, credentials, forward_auth, health, introspect, me, sessions, tenants,
+    user_sessions, users,
 };
 use super::problem::{ApiError, Problem, json_error};
 
@@ -55,6 +56,7 @@ macro_rules! routes {
             tags(
                 (name = "sessions", description = "Sign-in, refresh, logout and the current user"),
                 (name = "tokens", description = "Introspection and revocation, for services"),
+                (name = "credentials", description = "Scoped service credentials and the root-level audit log"),
                 (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
                 (name = "users", description = "A tenant's users and their secrets"),
                 (name = "account", description = "What signed-in users do for themselves"),
@@ -98,6 +100,16 @@ routes! {
     },
     "/v1/tenants/{tenant}/rotate-secrets" => { post: tenants::rotate_secrets },
     "/v1/tenants/{tenant}/audit-events" => { get: audit::list },
+    "/v1/tenants/{tenant}/service-credentials" => {
+        get: credentials::list_in_tenant,
+        post: credentials::create_in_tenant,
+    },
+    "/v1/tenants/{tenant}/service-credentials/{credential_id}" => {
+        delete: credentials::revoke_in_tenant,
+    },
+    "/v1/service-credentials" => { get: credentials::list, post: credentials::create },
+    "/v1/service-credentials/{credential_id}" => { delete: credentials::revoke },
+    "/v1/audit-events" => { get: audit::list_root },
     "/v1/tenants/{tenant}/login" => { post: sessions::login },
     "/v1/tenants/{tenant}/token/refresh" => { post: sessions::refresh_in_tenant },
     "/v1/token/refresh" => { post: sessions::refresh },
@@ -177,7 +189,10 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A service key from TENANT_JWT_SERVICE_KEYS"))
+                    .description(Some(
+                        "A service credential's key (`tjs_…`, holding the scopes an operation \
+                         lists), or a root key from TENANT_JWT_SERVICE_KEYS (every scope)",
+                    ))
                     .build(),
             ),
         );

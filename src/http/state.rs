@@ -7,10 +7,10 @@ use crate::cache::RecordCache;
 use crate::db::Db;
 use crate::domain::accounts::Accounts;
 use crate::domain::admin::Admin;
+use crate::domain::credentials::Credentials;
 use crate::domain::sessions::Sessions;
 use crate::domain::verify::Verifier;
 use crate::metrics::Metrics;
-use crate::types::service_keys::ServiceKeys;
 
 /// What every handler can reach. Built once at start-up, shared by all workers.
 pub struct AppState {
@@ -22,7 +22,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub limits: Limits,
     pub metrics: Metrics,
-    pub service_keys: ServiceKeys,
+    /// Who service calls come from (root keys and stored credentials).
+    pub credentials: Credentials,
     /// The cookie `/v1/forward-auth` reads a token from when there is no
     /// bearer credential; `None`: bearer only.
     pub forward_auth_cookie: Option<String>,

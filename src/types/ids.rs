@@ -85,6 +85,11 @@ uuid_newtype!(
     SessionId,
     "sid"
 );
+uuid_newtype!(
+    /// A stored service credential.
+    CredentialId,
+    "credential_id"
+);
 
 /// A secret generation of one user; the `kid` header of every token.
 #[derive(
@@ -174,20 +179,41 @@ pub struct TenantName(String);
 
 impl TenantName {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let chars = raw.chars().count();
-        let padded = raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace);
-        if !(1..=200).contains(&chars) || padded || raw.chars().any(char::is_control) {
-            return Err(InvalidInput::new(
-                "name",
-                "must be 1 to 200 characters without control characters or whitespace at either end",
-            ));
-        }
-        Ok(Self(raw.to_owned()))
+        display_name(raw).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A service credential's name, by the same rules as a tenant's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+#[serde(transparent)]
+pub struct CredentialName(String);
+
+impl CredentialName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        display_name(raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1 to 200 characters, no control characters, no whitespace at either end.
+fn display_name(raw: &str) -> Result<String, InvalidInput> {
+    let chars = raw.chars().count();
+    let padded = raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace);
+    if !(1..=200).contains(&chars) || padded || raw.chars().any(char::is_control) {
+        return Err(InvalidInput::new(
+            "name",
+            "must be 1 to 200 characters without control characters or whitespace at either end",
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// A username, unique per tenant without regard to case. ASCII only
@@ -289,7 +315,7 @@ macro_rules! text_column {
     )+};
 }
 
-text_column!(TenantSlug, TenantName, Username, Role);
+text_column!(TenantSlug, TenantName, CredentialName, Username, Role);
 
 #[cfg(test)]
 mod tests {

@@ -3,4 +3,5 @@
 //! another module of the crate.
 
 pub mod ids;
+pub mod scopes;
 pub mod service_keys;

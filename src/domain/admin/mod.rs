@@ -1,5 +1,6 @@
 //! Tenant administration: tenants, users (`users`), secret rotation
-//! (`rotations`), users' sessions (`sessions`) and the audit log.
+//! (`rotations`), users' sessions (`sessions`), service credentials
+//! (`credentials`) and the audit log.
 //!
 //! Callers are the SaaS backend's services (any tenant), a tenant's own admins
 //! (their tenant only: any other tenant answers NotFound, exactly as a made-up
@@ -9,6 +10,7 @@
 //! cache cannot be updated the call fails rather than report success while a
 //! stale entry could still accept old tokens.
 
+pub mod credentials;
 mod rotations;
 mod sessions;
 mod users;
@@ -19,6 +21,7 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::audit::{AuditContext, AuditEvent};
+use super::credentials::Credentials;
 use super::error::{Conflict, DomainError, is_unique_violation};
 use super::key_records::KeyRecords;
 use super::page::{self, Page};
@@ -38,6 +41,7 @@ pub struct Admin {
     master_key: Arc<MasterKey>,
     key_records: KeyRecords,
     sessions: Sessions,
+    credentials: Credentials,
     metrics: Metrics,
 }
 
@@ -48,6 +52,7 @@ impl Admin {
         master_key: Arc<MasterKey>,
         key_records: KeyRecords,
         sessions: Sessions,
+        credentials: Credentials,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -56,6 +61,7 @@ impl Admin {
             master_key,
             key_records,
             sessions,
+            credentials,
             metrics,
         }
     }
@@ -82,18 +88,26 @@ impl Admin {
             .ok_or(not_found)
     }
 
+    /// A page of `tenant`'s audit log (`None`: the root-level log, which
+    /// only root-level callers read).
     pub async fn audit_events(
         &self,
         ctx: &AuditContext,
-        slug: &str,
+        tenant: Option<&str>,
         after: Option<Uuid>,
         limit: Option<u32>,
     ) -> Result<Page<AuditEvent>, DomainError> {
         let asked = page::request(after, limit)?;
-        let tenant = self.tenant(ctx, slug).await?;
+        let tenant = match tenant {
+            Some(slug) => Some(self.tenant(ctx, slug).await?.id),
+            None if ctx.actor.tenant().is_some() => {
+                return Err(DomainError::Forbidden("tenant_caller_reading_root_audit"));
+            }
+            None => None,
+        };
         let rows = self
             .db
-            .query(async |conn| db::audit::page(conn, tenant.id, asked).await)
+            .query(async |conn| db::audit::page(conn, tenant, asked).await)
             .await?;
         Ok(Page::from_rows(rows, asked, |row| row.id))
     }

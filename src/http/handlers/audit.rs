@@ -1,4 +1,5 @@
-//! `GET /v1/tenants/{tenant}/audit-events`.
+//! `GET /v1/tenants/{tenant}/audit-events` and the root-level
+//! `GET /v1/audit-events` (changes to credentials with no tenant).
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -8,15 +9,17 @@ use uuid::Uuid;
 
 use super::page::PageQuery;
 use crate::domain::audit::AuditEvent;
-use crate::http::extract::AdminCaller;
+use crate::domain::page::Page;
+use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, CallerErrors, Problem};
 use crate::http::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Actor {
-    /// `service`, `user`, `operator` or `system`.
+    /// `service` (a root key), `credential` (a stored service credential),
+    /// `user`, `operator` or `system`.
     kind: String,
-    /// A service key's id, a user id, `cli` or `tenant-jwt`.
+    /// A root key's id, a credential id, a user id, `cli` or `tenant-jwt`.
     id: String,
 }
 
@@ -66,24 +69,54 @@ pub struct AuditEventPage {
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["audit:read"]), ("access_token" = [])),
 )]
 pub async fn list(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::AuditRead>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin
-        .audit_events(&ctx, &tenant, query.after, query.limit)
+        .audit_events(&ctx, Some(&tenant), query.after, query.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(AuditEventPage {
+    Ok(events(page))
+}
+
+/// The root-level audit log (credentials with no tenant created and
+/// revoked), oldest first. For root-level callers only: a tenant's caller
+/// gets 403.
+#[utoipa::path(
+    get, path = "/v1/audit-events", tag = "credentials",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of events", body = AuditEventPage),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        CallerErrors,
+        (status = 403, description = "A tenant's caller, or no `audit:read` (`insufficient_scope`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("service_key" = ["audit:read"])),
+)]
+pub async fn list_root(
+    AdminCaller(ctx, _): AdminCaller<scope::AuditRead>,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .admin
+        .audit_events(&ctx, None, query.after, query.limit)
+        .await?;
+    Ok(events(page))
+}
+
+fn events(page: Page<AuditEvent>) -> HttpResponse {
+    HttpResponse::Ok().json(AuditEventPage {
         events: page
             .items
             .into_iter()
             .map(AuditEventResponse::from)
             .collect(),
         next_after: page.next_after,
-    }))
+    })
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::domain::DomainError;
 use crate::http::body::{form_or_json, no_store_json};
-use crate::http::extract::ServiceCaller;
+use crate::http::extract::{Service, scope};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors};
 use crate::http::state::AppState;
 use crate::types::ids::{Role, TenantId, TokenId, UserId, Username};
@@ -83,26 +83,36 @@ pub struct ActiveToken<'a> {
         BodyErrors,
         CallerErrors,
     ),
-    security(("service_key" = [])),
+    security(("service_key" = ["introspect"])),
 )]
 pub async fn introspect(
-    ServiceCaller(caller): ServiceCaller,
+    Service(caller, _): Service<scope::Introspect>,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.check_introspection(caller)?;
+    state.limits.check_introspection(caller.key)?;
     let request: IntrospectRequest = form_or_json(&req, &body)?;
+    let inactive = || {
+        no_store_json(Introspection {
+            active: false,
+            token: None,
+        })
+    };
     let verified = match state.verifier.verify(&request.token).await {
         Ok(verified) => verified,
-        Err(DomainError::InvalidToken(_)) => {
-            return Ok(no_store_json(Introspection {
-                active: false,
-                token: None,
-            }));
-        }
+        Err(DomainError::InvalidToken(_)) => return Ok(inactive()),
         Err(other) => return Err(other.into()),
     };
+    // A tenant's credential sees nothing of other tenants.
+    if caller
+        .actor
+        .tenant()
+        .is_some_and(|own| own != verified.claims.tid)
+    {
+        tracing::info!(actor = %caller.actor.id(), "introspection of another tenant's token: inactive");
+        return Ok(inactive());
+    }
     let (claims, record) = (&verified.claims, &verified.record);
     Ok(no_store_json(Introspection {
         active: true,

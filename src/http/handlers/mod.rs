@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod credentials;
 pub mod forward_auth;
 pub mod health;
 pub mod introspect;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
 use crate::http::body::{form_or_json, no_store_json};
-use crate::http::extract::{Authenticated, ServiceCaller, SessionClient};
+use crate::http::extract::{Authenticated, Service, SessionClient, scope};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};
 use crate::http::state::AppState;
 
@@ -183,7 +183,8 @@ pub struct RevokeRequest {
     _token_type_hint: Option<String>,
 }
 
-/// Revoke a token's session (RFC 7009); 200 for unknown tokens too.
+/// Revoke a token's session (RFC 7009); 200 for unknown tokens too, and
+/// (doing nothing) for another tenant's token with a tenant's credential.
 #[utoipa::path(
     post, path = "/v1/revoke", tag = "tokens",
     request_body(
@@ -194,16 +195,19 @@ pub struct RevokeRequest {
         BodyErrors,
         CallerErrors,
     ),
-    security(("service_key" = [])),
+    security(("service_key" = ["revoke"])),
 )]
 pub async fn revoke(
-    _caller: ServiceCaller,
+    Service(caller, _): Service<scope::Revoke>,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request: RevokeRequest = form_or_json(&req, &body)?;
-    state.sessions.revoke(&request.token).await?;
+    state
+        .sessions
+        .revoke(&request.token, caller.actor.tenant())
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

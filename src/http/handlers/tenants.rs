@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::users::Tenant;
-use crate::http::extract::{AdminCaller, ServiceCaller};
+use crate::http::extract::{AdminCaller, Service, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
 use crate::types::ids::{TenantId, TenantName, TenantSlug};
@@ -73,16 +73,16 @@ pub struct RotatedResponse {
         CallerErrors,
         (status = 409, description = "Slug taken (`tenant_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("service_key" = [])),
+    security(("service_key" = ["tenants:write"])),
 )]
 pub async fn create(
-    caller: ServiceCaller,
+    Service(caller, _): Service<scope::TenantsWrite>,
     state: web::Data<AppState>,
     body: web::Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, name) = body.validated()?;
     let tenant = state.admin.create_tenant(slug, name).await?;
-    tracing::info!(actor = %caller.0, tenant = %tenant.slug, "tenant created by service");
+    tracing::info!(actor = %caller.actor.id(), key_id = %caller.key, tenant = %tenant.slug, "tenant created by service");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/tenants/{}", tenant.slug)))
         .json(TenantResponse::from(tenant)))
@@ -100,7 +100,7 @@ pub async fn create(
     security(("service_key" = []), ("access_token" = [])),
 )]
 pub async fn get(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::Any>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -117,10 +117,10 @@ pub async fn get(
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["secrets:rotate"]), ("access_token" = [])),
 )]
 pub async fn rotate_secrets(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::SecretsRotate>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

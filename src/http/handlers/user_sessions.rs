@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use super::account::{SessionList, session_id};
 use super::users::user_id;
-use crate::http::extract::AdminCaller;
+use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, CallerErrors};
 use crate::http::state::AppState;
 
@@ -18,10 +18,10 @@ use crate::http::state::AppState;
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:read"]), ("access_token" = [])),
 )]
 pub async fn list(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersRead>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -46,10 +46,10 @@ pub async fn list(
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:write"]), ("access_token" = [])),
 )]
 pub async fn end(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {

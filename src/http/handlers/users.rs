@@ -11,7 +11,7 @@ use super::page::PageQuery;
 use crate::domain::password::Password;
 use crate::domain::users::{NewUser, User, UserPatch};
 use crate::http::body::non_null;
-use crate::http::extract::AdminCaller;
+use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};
 use crate::http::state::AppState;
 use crate::types::ids::{Generation, Role, UserId, Username};
@@ -93,10 +93,10 @@ impl CreateUser {
         AdminErrors,
         (status = 409, description = "Username taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:write"]), ("access_token" = [])),
 )]
 pub async fn create(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
     body: web::Json<CreateUser>,
@@ -121,10 +121,10 @@ pub async fn create(
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:read"]), ("access_token" = [])),
 )]
 pub async fn list(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersRead>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
     query: web::Query<PageQuery>,
@@ -148,10 +148,10 @@ pub async fn list(
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:read"]), ("access_token" = [])),
 )]
 pub async fn get(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersRead>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -200,10 +200,10 @@ impl PatchUser {
         AdminErrors,
         (status = 409, description = "Would leave no enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:write"]), ("access_token" = [])),
 )]
 pub async fn update(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<PatchUser>,
@@ -227,10 +227,10 @@ pub async fn update(
         AdminErrors,
         (status = 409, description = "The last enabled admin (`last_admin`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["users:write"]), ("access_token" = [])),
 )]
 pub async fn delete(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -302,10 +302,10 @@ pub struct RotationResponse {
         CallerErrors,
         AdminErrors,
     ),
-    security(("service_key" = []), ("access_token" = [])),
+    security(("service_key" = ["secrets:rotate"]), ("access_token" = [])),
 )]
 pub async fn rotate_secret(
-    AdminCaller(ctx): AdminCaller,
+    AdminCaller(ctx, _): AdminCaller<scope::SecretsRotate>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,

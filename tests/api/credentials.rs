@@ -1,0 +1,645 @@
+//! Scoped service credentials: stored as digests, as narrow as their scopes
+//! and tenant, revoked everywhere within a second, never shown twice.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::binary::{binary, free_port};
+use crate::helpers::{
+    Member, TestApp, captured_logs, service_key, spawn_app, spawn_app_with, test_settings,
+};
+
+/// POSTs `body` to `path` as `bearer`; the status and the JSON body.
+async fn post(app: &TestApp, bearer: &str, path: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A new credential, created with a root key; its JSON (with `key`).
+async fn credential(app: &TestApp, tenant: Option<&str>, scopes: &[&str]) -> Value {
+    let body = json!({ "name": "test credential", "tenant": tenant, "scopes": scopes });
+    let (status, created) = post(app, &service_key(), "/v1/service-credentials", body).await;
+    assert_eq!(status, 201, "creating a credential: {created}");
+    created
+}
+
+fn key_in(created: &Value) -> String {
+    created["key"].as_str().unwrap().to_owned()
+}
+
+async fn introspect_with(app: &TestApp, key: &str, token: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/v1/introspect"))
+        .bearer_auth(key)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the instance trusts its cached credentials (it has read the
+/// revision counter), so lookups are cached from here on.
+async fn wait_until_current(app: &TestApp) {
+    for _ in 0..100 {
+        if app
+            .counter("tenant_jwt_service_credential_cache_fresh")
+            .await
+            == Some(1.0)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the credential cache never became current");
+}
+
+#[tokio::test]
+async fn a_tenant_credential_with_introspect_can_do_nothing_else_and_sees_nothing_of_another_tenant()
+ {
+    let app = spawn_app().await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    let bob = app.tenant_with_user("beta", "bob").await;
+    let created = credential(&app, Some("acme"), &["introspect"]).await;
+    assert_eq!(created["tenant"], "acme");
+    assert_eq!(created["scopes"], json!(["introspect"]));
+    let key = key_in(&created);
+    assert!(key.starts_with("tjs_") && key.len() == 47, "{key}");
+
+    let (status, own) = introspect_with(&app, &key, &alice.token).await;
+    assert_eq!((status, &own["active"]), (200, &json!(true)), "{own}");
+    let (status, other) = introspect_with(&app, &key, &bob.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(other, json!({ "active": false }), "another tenant's token");
+
+    // Every other route: 403 insufficient_scope naming the scope it needs.
+    let user = alice.id.to_string();
+    let routes: Vec<(&str, String, &str)> = vec![
+        ("GET", "/v1/tenants/acme/users".into(), "users:read"),
+        ("POST", "/v1/tenants/acme/users".into(), "users:write"),
+        (
+            "GET",
+            format!("/v1/tenants/acme/users/{user}"),
+            "users:read",
+        ),
+        (
+            "PATCH",
+            format!("/v1/tenants/acme/users/{user}"),
+            "users:write",
+        ),
+        (
+            "DELETE",
+            format!("/v1/tenants/acme/users/{user}"),
+            "users:write",
+        ),
+        (
+            "POST",
+            format!("/v1/tenants/acme/users/{user}/rotate-secret"),
+            "secrets:rotate",
+        ),
+        (
+            "GET",
+            format!("/v1/tenants/acme/users/{user}/sessions"),
+            "users:read",
+        ),
+        (
+            "POST",
+            "/v1/tenants/acme/rotate-secrets".into(),
+            "secrets:rotate",
+        ),
+        ("GET", "/v1/tenants/acme/audit-events".into(), "audit:read"),
+        (
+            "GET",
+            "/v1/tenants/acme/service-credentials".into(),
+            "credentials:write",
+        ),
+        (
+            "POST",
+            "/v1/tenants/acme/service-credentials".into(),
+            "credentials:write",
+        ),
+        ("GET", "/v1/service-credentials".into(), "credentials:write"),
+        (
+            "POST",
+            "/v1/service-credentials".into(),
+            "credentials:write",
+        ),
+        ("GET", "/v1/audit-events".into(), "audit:read"),
+        ("POST", "/v1/tenants".into(), "tenants:write"),
+        ("POST", "/v1/revoke".into(), "revoke"),
+    ];
+    for (method, path, scope) in routes {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method} {path}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            format!(r#"Bearer realm="tenant-jwt", error="insufficient_scope", scope="{scope}""#)
+                .as_str(),
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "insufficient_scope", "{method} {path}");
+    }
+    assert_eq!(app.me(&key).await.status(), 401, "a key is no access token");
+    assert!(
+        app.counter("tenant_jwt_service_auth_refusals_total{reason=\"insufficient_scope\"}")
+            .await
+            .unwrap()
+            >= 16.0
+    );
+
+    // With the scope, another tenant answers exactly as a made-up one.
+    let reader = key_in(&credential(&app, Some("acme"), &["users:read"]).await);
+    let read = |path: &'static str| {
+        let (app, reader) = (&app, &reader);
+        async move {
+            let response = app
+                .client
+                .get(app.url(path))
+                .bearer_auth(reader)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(read("/v1/tenants/acme/users").await.0, 200);
+    let (beta, made_up) = (
+        read("/v1/tenants/beta/users").await,
+        read("/v1/tenants/made-up/users").await,
+    );
+    assert_eq!(beta.0, 404);
+    assert_eq!(beta, made_up, "another tenant looks like a made-up one");
+    let bob_path = format!("/v1/tenants/beta/users/{}", bob.id);
+    let response = app
+        .client
+        .get(app.url(&bob_path))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn a_tenant_credential_revokes_only_its_own_tenants_tokens() {
+    let app = spawn_app().await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    let bob = app.tenant_with_user("beta", "bob").await;
+    let revoker = key_in(&credential(&app, Some("acme"), &["revoke"]).await);
+    for member in [&bob, &alice] {
+        let response = app
+            .client
+            .post(app.url("/v1/revoke"))
+            .bearer_auth(&revoker)
+            .form(&[("token", member.token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "RFC 7009: 200 either way");
+    }
+    assert_eq!(app.me(&bob.token).await.status(), 200, "beta's token lives");
+    assert!(
+        app.me_becomes(&alice.token, 401).await,
+        "acme's token is revoked"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_credential_fails_on_every_instance_within_a_second() {
+    let settings = test_settings();
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+    let alice = a.tenant_with_user("acme", "alice").await;
+    let created = credential(&a, Some("acme"), &["introspect"]).await;
+    let key = key_in(&created);
+    wait_until_current(&b).await;
+    for app in [&a, &b] {
+        assert_eq!(introspect_with(app, &key, &alice.token).await.0, 200);
+    }
+    let loads = b
+        .counter("tenant_jwt_service_credential_loads_total{result=\"found\"}")
+        .await;
+    assert_eq!(introspect_with(&b, &key, &alice.token).await.0, 200);
+    assert_eq!(
+        b.counter("tenant_jwt_service_credential_loads_total{result=\"found\"}")
+            .await,
+        loads,
+        "the second use on b is served from its cache"
+    );
+
+    let response = a
+        .client
+        .delete(a.url(&format!(
+            "/v1/service-credentials/{}",
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(service_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let revoked = Instant::now();
+    assert_eq!(
+        introspect_with(&a, &key, &alice.token).await.0,
+        401,
+        "at once where revoked"
+    );
+    loop {
+        let (status, _) = introspect_with(&b, &key, &alice.token).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "b still accepts it after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = revoked.elapsed();
+    eprintln!("revocation seen by the other instance after {took:?}");
+
+    // Revoked: gone from the list, a second DELETE finds nothing.
+    let listed = a.service_get("/v1/service-credentials").await;
+    assert_eq!(listed["credentials"], json!([]), "{listed}");
+    let again = a
+        .client
+        .delete(a.url(&format!(
+            "/v1/service-credentials/{}",
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(service_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+}
+
+#[tokio::test]
+async fn an_expired_credential_fails_everywhere() {
+    let settings = test_settings();
+    let a = spawn_app_with(settings.clone()).await;
+    let b = spawn_app_with(settings).await;
+    let alice = a.tenant_with_user("acme", "alice").await;
+    let body = json!({ "name": "short-lived", "tenant": "acme", "scopes": ["introspect"], "expires_in": 2 });
+    let (status, created) = post(&a, &service_key(), "/v1/service-credentials", body).await;
+    assert_eq!(status, 201);
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        created["expires_at"].as_str().unwrap().parse().unwrap();
+    let key = key_in(&created);
+    for app in [&a, &b] {
+        assert_eq!(introspect_with(app, &key, &alice.token).await.0, 200);
+    }
+    let wait = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    for app in [&a, &b] {
+        assert_eq!(introspect_with(app, &key, &alice.token).await.0, 401);
+        assert_eq!(
+            app.counter("tenant_jwt_service_auth_refusals_total{reason=\"expired_credential\"}")
+                .await,
+            Some(1.0)
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_keys_are_remembered_and_count_against_the_invalid_bearer_limit() {
+    let mut settings = test_settings();
+    settings.limits.failed_verifications_per_ip = 6;
+    let app = spawn_app_with(settings).await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    wait_until_current(&app).await;
+    let made_up = format!("tjs_{}", "A".repeat(43));
+    for _ in 0..3 {
+        assert_eq!(introspect_with(&app, &made_up, &alice.token).await.0, 401);
+    }
+    assert_eq!(
+        app.counter("tenant_jwt_service_credential_loads_total{result=\"not_found\"}")
+            .await,
+        Some(1.0),
+        "one Postgres lookup for three uses of one unknown key"
+    );
+    // Not even shaped like a key: refused with no lookup at all.
+    assert_eq!(
+        introspect_with(&app, "not-a-key", &alice.token).await.0,
+        401
+    );
+    assert_eq!(
+        app.counter("tenant_jwt_service_credential_loads_total{result=\"not_found\"}")
+            .await,
+        Some(1.0)
+    );
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let other = format!("tjs_{}{n}", "B".repeat(42));
+        statuses.push(introspect_with(&app, &other, &alice.token).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 429, 429],
+        "4 invalid keys, then the limit"
+    );
+    assert_eq!(
+        introspect_with(&app, &service_key(), &alice.token).await.0,
+        429,
+        "the address is throttled, whatever it presents"
+    );
+}
+
+#[tokio::test]
+async fn tenant_admins_and_tenant_credentials_manage_their_own_tenant_only() {
+    let app = spawn_app().await;
+    app.tenant_with_user("beta", "bob").await;
+    let admin = tenant_admin(&app, "acme", "root-admin").await;
+    let path = "/v1/tenants/acme/service-credentials";
+
+    // An admin's token: tenant scopes, own tenant only.
+    let (status, manager) = post(
+        &app,
+        &admin.token,
+        path,
+        json!({ "name": "acme manager", "scopes": ["credentials:write", "introspect"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{manager}");
+    assert_eq!(manager["created_by"], format!("user:{}", admin.id));
+    let (status, problem) = post(
+        &app,
+        &admin.token,
+        "/v1/tenants/beta/service-credentials",
+        json!({ "name": "x", "scopes": ["introspect"] }),
+    )
+    .await;
+    assert_eq!((status, &problem["code"]), (404, &json!("not_found")));
+    let (status, problem) = post(
+        &app,
+        &admin.token,
+        path,
+        json!({ "name": "x", "scopes": ["tenants:write"] }),
+    )
+    .await;
+    assert_eq!((status, &problem["field"]), (400, &json!("scopes")));
+    let (status, _) = post(
+        &app,
+        &admin.token,
+        "/v1/service-credentials",
+        json!({ "name": "x", "tenant": null, "scopes": ["introspect"] }),
+    )
+    .await;
+    assert_eq!(status, 403, "no root-level credential from a tenant admin");
+
+    // A tenant credential with credentials:write grants only what it holds.
+    let manager = key_in(&manager);
+    let (status, problem) = post(
+        &app,
+        &manager,
+        path,
+        json!({ "name": "wider", "scopes": ["introspect", "users:write"] }),
+    )
+    .await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (403, &json!("insufficient_scope"))
+    );
+    let (status, narrow) = post(
+        &app,
+        &manager,
+        "/v1/service-credentials",
+        json!({ "name": "narrow", "tenant": "acme", "scopes": ["introspect"], "expires_in": 3600 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{narrow}");
+    let (status, _) = post(
+        &app,
+        &manager,
+        "/v1/service-credentials",
+        json!({ "name": "elsewhere", "tenant": "beta", "scopes": ["introspect"] }),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A root-level credential elsewhere: listed at the root, not to acme.
+    let root_level = credential(&app, None, &["introspect"]).await;
+    let beta_level = credential(&app, Some("beta"), &["introspect"]).await;
+    let names = |listed: &Value| -> Vec<String> {
+        listed["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let listed = get(&app, &manager, "/v1/service-credentials").await;
+    assert_eq!(names(&listed), ["acme manager", "narrow"], "{listed}");
+    assert_eq!(get(&app, &admin.token, path).await, listed);
+    assert!(
+        !listed.to_string().contains("tjs_"),
+        "never a key in a list"
+    );
+    let everything = app.service_get("/v1/service-credentials").await;
+    assert_eq!(everything["credentials"].as_array().unwrap().len(), 4);
+
+    // Revoking: another tenant's credential is not found.
+    for (id, status) in [
+        (&beta_level["id"], 404),
+        (&root_level["id"], 404),
+        (&narrow["id"], 204),
+    ] {
+        let response = app
+            .client
+            .delete(app.url(&format!("/v1/service-credentials/{}", id.as_str().unwrap())))
+            .bearer_auth(&manager)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{id}");
+    }
+
+    // Audit: acme's log has its events, the root-level log the rest.
+    let events = app.service_get("/v1/tenants/acme/audit-events").await;
+    let actions: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("credential_"))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("credential_created", "user"),
+            ("credential_created", "credential"),
+            ("credential_revoked", "credential"),
+        ]
+    );
+    let root_events = app.service_get("/v1/audit-events").await;
+    let root_events = root_events["events"].as_array().unwrap();
+    assert_eq!(root_events.len(), 1, "{root_events:?}");
+    assert_eq!(root_events[0]["details"]["credential_id"], root_level["id"]);
+    let response = app
+        .client
+        .get(app.url("/v1/audit-events"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        403,
+        "the root-level log is not a tenant's"
+    );
+}
+
+async fn tenant_admin(app: &TestApp, tenant: &str, username: &str) -> Member {
+    let member = app.tenant_with_user(tenant, "someone").await;
+    let user = app.create_user(tenant, username, "admin").await;
+    Member {
+        id: tenant_jwt::types::ids::UserId::parse(user["id"].as_str().unwrap()).unwrap(),
+        token: app.token(tenant, username).await,
+        ..member
+    }
+}
+
+async fn get(app: &TestApp, bearer: &str, path: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn no_key_is_stored_or_logged() {
+    let app = spawn_app().await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    let created = credential(&app, Some("acme"), &["introspect", "users:read"]).await;
+    let key = key_in(&created);
+    assert_eq!(introspect_with(&app, &key, &alice.token).await.0, 200);
+    get(&app, &key, "/v1/tenants/acme/users").await;
+    let response = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/service-credentials/{}",
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(service_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(introspect_with(&app, &key, &alice.token).await.0, 401);
+
+    let secret_part = &key["tjs_".len()..];
+    let dump = tokio::process::Command::new("pg_dump")
+        .arg(app.settings.database.url.as_str())
+        .output()
+        .await
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("service_credentials"),
+        "the dump holds the table"
+    );
+    assert!(!dump.contains(secret_part), "pg_dump holds the key");
+    let logs = captured_logs();
+    assert!(
+        logs.contains(created["id"].as_str().unwrap()),
+        "the credential is logged by id"
+    );
+    assert!(!logs.contains(secret_part), "the logs hold the key");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains(secret_part));
+}
+
+#[tokio::test]
+async fn the_cli_creates_lists_and_revokes_credentials() {
+    let app = spawn_app().await;
+    let alice = app.tenant_with_user("acme", "alice").await;
+    let cli = |args: &[&str]| {
+        let mut command = binary(&app.settings, free_port());
+        command.args(args).stdout(Stdio::piped());
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice::<Value>(&output.stdout).unwrap()
+        }
+    };
+    let created = cli(&[
+        "credentials",
+        "create",
+        "--name",
+        "from the cli",
+        "--tenant",
+        "acme",
+        "--scope",
+        "introspect,users:read",
+        "--expires-in",
+        "30d",
+    ])
+    .await;
+    assert_eq!(created["scopes"], json!(["introspect", "users:read"]));
+    assert_eq!(created["created_by"], "operator:cli");
+    let key = key_in(&created);
+    assert_eq!(introspect_with(&app, &key, &alice.token).await.0, 200);
+    let listed = cli(&["credentials", "list", "--tenant", "acme"]).await;
+    assert_eq!(listed["credentials"][0]["id"], created["id"]);
+    assert!(listed["credentials"][0].get("key").is_none());
+    let id = created["id"].as_str().unwrap();
+    cli(&["credentials", "revoke", id]).await;
+    let revoked = Instant::now();
+    while introspect_with(&app, &key, &alice.token).await.0 == 200 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
