@@ -102,29 +102,53 @@ pub async fn page(
         .await
 }
 
-/// Revokes a live credential, if `among` includes it; the revoked row.
+/// What `revoke` found.
+#[derive(Debug)]
+pub enum Revoked {
+    /// Revoked now: the row as it is.
+    Now(CredentialRow),
+    /// Revoked before.
+    Already,
+    /// No such credential among those `among` includes.
+    NotFound,
+}
+
+/// Revokes a credential, if `among` includes it.
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     id: CredentialId,
     among: Among,
-) -> QueryResult<Option<CredentialRow>> {
+) -> QueryResult<Revoked> {
     let only = match among {
         Among::All => None,
         Among::Tenant(tenant) => Some(tenant),
     };
-    diesel::update(service_credentials::table)
-        .filter(service_credentials::id.eq(id))
+    let reachable = service_credentials::id.eq(id).and(
+        only.is_none()
+            .into_sql::<Bool>()
+            .or(service_credentials::tenant_id.eq(only).assume_not_null()),
+    );
+    let revoked = diesel::update(service_credentials::table)
+        .filter(reachable)
         .filter(service_credentials::revoked_at.is_null())
-        .filter(
-            only.is_none()
-                .into_sql::<Bool>()
-                .or(service_credentials::tenant_id.eq(only)),
-        )
         .set(service_credentials::revoked_at.eq(diesel::dsl::now))
         .returning(CredentialRow::as_returning())
         .get_result(conn)
         .await
-        .optional()
+        .optional()?;
+    if let Some(row) = revoked {
+        return Ok(Revoked::Now(row));
+    }
+    let exists = diesel::select(diesel::dsl::exists(
+        service_credentials::table.filter(reachable),
+    ))
+    .get_result::<bool>(conn)
+    .await?;
+    Ok(if exists {
+        Revoked::Already
+    } else {
+        Revoked::NotFound
+    })
 }
 
 /// How many changes authentication must see have been committed.

@@ -11,6 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::web::BytesMut;
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
@@ -80,6 +81,28 @@ fn has_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_LENGTH)
         .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// A non-negative integer as JSON Schema counts one: `60` or `60.0`.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(value: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(value)?;
+    if let Some(whole) = number.as_u64() {
+        return Ok(whole);
+    }
+    match number.as_f64() {
+        // Exact below 2^53; larger values are refused as out of range anyway.
+        Some(float) if float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float) => {
+            Ok(float as u64)
+        }
+        _ => Err(serde::de::Error::custom("must be a non-negative integer")),
+    }
+}
+
+/// An optional member that, when present, is a whole number (never `null`).
+pub(crate) fn some_whole_number<'de, D: serde::Deserializer<'de>>(
+    value: D,
+) -> Result<Option<u64>, D::Error> {
+    whole_number(value).map(Some)
 }
 
 /// For an optional body field that may be left out but not sent as `null`

@@ -159,7 +159,9 @@ impl ApiError {
                 Some(detail.clone())
             }
             ApiError::NotFound(_) => Some(self.to_string()),
-            ApiError::InsufficientScope(scope) => Some(format!("this needs scope {scope}")),
+            ApiError::InsufficientScope(scope) => Some(format!(
+                "scope {scope} is needed, or (creating a credential) cannot be granted here"
+            )),
             ApiError::Conflict(Conflict::LastAdmin) => {
                 Some("the tenant must keep at least one enabled admin".to_owned())
             }

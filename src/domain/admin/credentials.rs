@@ -1,18 +1,19 @@
 //! Service credentials: creating, listing and revoking them. A credential
 //! is as narrow as its creator: never more scopes than the creator holds,
-//! never outside the creator's tenant, `tenants:write` only at the root level.
+//! never outside the creator's tenant, `tenants:write` only at the root level
+//! (asking for more is 403 `insufficient_scope`, naming the scope).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Admin;
 use crate::db;
-use crate::db::credentials::{Among, CredentialRow};
+use crate::db::credentials::{Among, CredentialRow, Revoked};
 use crate::domain::audit::{self, Actor, AuditContext};
 use crate::domain::error::DomainError;
 use crate::domain::page::{self, Page};
 use crate::types::ids::{CredentialId, CredentialName, InvalidInput, TenantId, TenantSlug};
-use crate::types::scopes::{Scope, Scopes};
+use crate::types::scopes::Scopes;
 use crate::types::service_keys::NewServiceKey;
 
 /// Longest lifetime a credential may be given: ten years.
@@ -64,8 +65,10 @@ impl From<(CredentialRow, Option<TenantSlug>)> for Credential {
 }
 
 /// Whether `actor` may create a credential for `tenant` (`None`: the root
-/// level) with `scopes`. The tenant itself was found through the actor, so
-/// it is one the actor may manage.
+/// level) with `scopes`: a tenant's caller only in its tenant, and no scope
+/// beyond what the actor holds, nor beyond tenant scopes in a tenant
+/// (`tenants:write` is the root level's). The tenant itself was found
+/// through the actor, so it is one the actor may manage.
 pub(crate) fn may_grant(
     actor: &Actor,
     tenant: Option<TenantId>,
@@ -76,14 +79,11 @@ pub(crate) fn may_grant(
             "tenant_caller_creating_root_credential",
         ));
     }
-    if tenant.is_some() && scopes.contains(Scope::TenantsWrite) {
-        return Err(InvalidInput::new(
-            "scopes",
-            "tenants:write is only for credentials with no tenant",
-        )
-        .into());
-    }
-    match scopes.first_outside(actor.scopes()) {
+    let grantable = match tenant {
+        Some(_) => actor.scopes().and(Scopes::TENANT),
+        None => actor.scopes(),
+    };
+    match scopes.first_outside(grantable) {
         Some(missing) => Err(DomainError::InsufficientScope(missing)),
         None => Ok(()),
     }
@@ -191,7 +191,8 @@ impl Admin {
     }
 
     /// Revokes a credential of `tenant` (`None`: any the actor may see).
-    /// Once this returns it fails here; everywhere within a second.
+    /// Once this returns it fails here; everywhere within a second. Revoking
+    /// a revoked one again succeeds (a retry is safe) and audits nothing.
     pub async fn revoke_credential(
         &self,
         ctx: &AuditContext,
@@ -199,11 +200,13 @@ impl Admin {
         id: CredentialId,
     ) -> Result<(), DomainError> {
         let among = self.among(ctx, tenant).await?;
-        let row = self
+        let revoked = self
             .db
             .transaction(async |conn| {
-                let Some(row) = db::credentials::revoke(conn, id, among).await? else {
-                    return Err(DomainError::NotFound("credential"));
+                let row = match db::credentials::revoke(conn, id, among).await? {
+                    Revoked::Now(row) => row,
+                    Revoked::Already => return Ok(false),
+                    Revoked::NotFound => return Err(DomainError::NotFound("credential")),
                 };
                 audit::record(
                     conn,
@@ -214,11 +217,13 @@ impl Admin {
                     serde_json::json!({ "credential_id": row.id, "name": row.name }),
                 )
                 .await?;
-                Ok(row)
+                Ok(true)
             })
             .await?;
         self.credentials.forget();
-        tracing::info!(credential_id = %row.id, "service credential revoked");
+        if revoked {
+            tracing::info!(credential_id = %id, "service credential revoked");
+        }
         Ok(())
     }
 
@@ -235,6 +240,7 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::scopes::Scope;
 
     fn credential(tenant: Option<TenantId>, scopes: &[&str]) -> Actor {
         Actor::Credential {
@@ -284,7 +290,7 @@ mod tests {
         assert!(may_grant(&root, None, tenants).is_ok());
         assert!(matches!(
             may_grant(&root, Some(TenantId::generate()), tenants),
-            Err(DomainError::Invalid(_))
+            Err(DomainError::InsufficientScope(Scope::TenantsWrite))
         ));
         let admin = Actor::Admin {
             user: crate::types::ids::UserId::generate(),

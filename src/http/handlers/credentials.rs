@@ -12,7 +12,7 @@ use super::page::PageQuery;
 use crate::domain::admin::credentials::{CreatedCredential, Credential, NewCredential};
 use crate::domain::audit::AuditContext;
 use crate::domain::page::Page;
-use crate::http::body::non_null;
+use crate::http::body::some_whole_number;
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors};
 use crate::http::state::AppState;
@@ -24,19 +24,23 @@ type Manager = AdminCaller<scope::CredentialsWrite>;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
-    /// What the credential is for; 1 to 200 characters.
-    #[schema(example = "billing-service introspection")]
+    /// What the credential is for: 1 to 200 characters, no control
+    /// characters, no whitespace at either end.
+    #[schema(
+        example = "billing-service introspection",
+        pattern = "^[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]([^\\u0000-\\u001F\\u007F-\\u009F]{0,198}[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000])?$"
+    )]
     name: String,
     /// The tenant's slug; null or absent: the root level (every tenant).
     #[serde(default)]
-    #[schema(example = "acme")]
+    #[schema(example = "acme", pattern = "^[a-z0-9-]{1,63}$")]
     tenant: Option<String>,
-    /// At least one; never more than the caller holds. `tenants:write` only
-    /// with no tenant.
-    #[schema(value_type = Vec<Scope>, example = json!(["introspect"]))]
+    /// At least one (a repeated one counts once), never more than the
+    /// caller holds. `tenants:write` only with no tenant.
+    #[schema(value_type = Vec<Scope>, example = json!(["introspect"]), min_items = 1)]
     scopes: Vec<String>,
     /// Seconds until it expires (1 to ten years); absent: never.
-    #[serde(default, deserialize_with = "non_null")]
+    #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(nullable = false, minimum = 1, maximum = 315360000)]
     expires_in: Option<u64>,
 }
@@ -45,13 +49,40 @@ pub struct CreateCredential {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantCredential {
-    #[schema(example = "billing-service introspection")]
+    /// As in `CreateCredential`.
+    #[schema(
+        example = "billing-service introspection",
+        pattern = "^[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]([^\\u0000-\\u001F\\u007F-\\u009F]{0,198}[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000])?$"
+    )]
     name: String,
-    #[schema(value_type = Vec<Scope>, example = json!(["introspect"]))]
+    /// At least one (a repeated one counts once), never more than the
+    /// caller holds.
+    #[schema(value_type = Vec<TenantScope>, example = json!(["introspect"]), min_items = 1)]
     scopes: Vec<String>,
-    #[serde(default, deserialize_with = "non_null")]
+    #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(nullable = false, minimum = 1, maximum = 315360000)]
     expires_in: Option<u64>,
+}
+
+/// A scope a tenant's credential may hold: every one but `tenants:write`
+/// (documentation only; the names are `Scope`'s).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+enum TenantScope {
+    #[serde(rename = "introspect")]
+    Introspect,
+    #[serde(rename = "revoke")]
+    Revoke,
+    #[serde(rename = "users:read")]
+    UsersRead,
+    #[serde(rename = "users:write")]
+    UsersWrite,
+    #[serde(rename = "secrets:rotate")]
+    SecretsRotate,
+    #[serde(rename = "audit:read")]
+    AuditRead,
+    #[serde(rename = "credentials:write")]
+    CredentialsWrite,
 }
 
 fn new_credential(
@@ -199,6 +230,7 @@ pub async fn list(
 }
 
 /// Revoke a service credential: it fails on every instance within a second.
+/// Revoking it again answers 204 too (a retry is safe).
 #[utoipa::path(
     delete, path = "/v1/service-credentials/{credential_id}", tag = "credentials",
     params(("credential_id" = Uuid, Path)),

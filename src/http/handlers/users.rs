@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::password::Password;
 use crate::domain::users::{NewUser, User, UserPatch};
-use crate::http::body::non_null;
+use crate::http::body::{non_null, whole_number};
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};
 use crate::http::state::AppState;
@@ -249,21 +249,6 @@ pub struct RotateRequest {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 86400)]
     grace_seconds: u64,
-}
-
-/// A non-negative integer as JSON Schema counts one: `60` or `60.0`.
-fn whole_number<'de, D: serde::Deserializer<'de>>(value: D) -> Result<u64, D::Error> {
-    let number = serde_json::Number::deserialize(value)?;
-    if let Some(whole) = number.as_u64() {
-        return Ok(whole);
-    }
-    match number.as_f64() {
-        // Exact below 2^53; larger values are refused as out of range anyway.
-        Some(float) if float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float) => {
-            Ok(float as u64)
-        }
-        _ => Err(serde::de::Error::custom("must be a non-negative integer")),
-    }
 }
 
 impl RotateRequest {
