@@ -37,6 +37,20 @@ fn key_in(created: &Value) -> String {
     created["key"].as_str().unwrap().to_owned()
 }
 
+/// DELETEs credential `id` (a JSON string, or any id) as `bearer`; the status.
+async fn revoke(app: &TestApp, bearer: &str, id: impl std::fmt::Display) -> u16 {
+    let id = id.to_string();
+    let path = format!("/v1/service-credentials/{}", id.trim_matches('"'));
+    let response = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
 async fn introspect_with(app: &TestApp, key: &str, token: &str) -> (u16, Value) {
     let response = app
         .client
@@ -263,17 +277,7 @@ async fn a_revoked_credential_fails_on_every_instance_within_a_second() {
     }
     assert!(last_used.is_string(), "last_used_at never set");
 
-    let response = a
-        .client
-        .delete(a.url(&format!(
-            "/v1/service-credentials/{}",
-            created["id"].as_str().unwrap()
-        )))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(revoke(&a, &service_key(), &created["id"]).await, 204);
     let revoked = Instant::now();
     assert_eq!(
         introspect_with(&a, &key, &alice.token).await.0,
@@ -299,25 +303,9 @@ async fn a_revoked_credential_fails_on_every_instance_within_a_second() {
     // a made-up id is not found.
     let listed = a.service_get("/v1/service-credentials").await;
     assert_eq!(listed["credentials"], json!([]), "{listed}");
-    let again = a
-        .client
-        .delete(a.url(&format!(
-            "/v1/service-credentials/{}",
-            created["id"].as_str().unwrap()
-        )))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 204);
-    let made_up = a
-        .client
-        .delete(a.url(&format!("/v1/service-credentials/{}", uuid::Uuid::now_v7())))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made_up.status(), 404);
+    assert_eq!(revoke(&a, &service_key(), &created["id"]).await, 204);
+    let made_up = uuid::Uuid::now_v7();
+    assert_eq!(revoke(&a, &service_key(), made_up).await, 404);
 }
 
 #[tokio::test]
@@ -507,14 +495,7 @@ async fn tenant_admins_and_tenant_credentials_manage_their_own_tenant_only() {
         (&root_level["id"], 404),
         (&narrow["id"], 204),
     ] {
-        let response = app
-            .client
-            .delete(app.url(&format!("/v1/service-credentials/{}", id.as_str().unwrap())))
-            .bearer_auth(&manager)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{id}");
+        assert_eq!(revoke(&app, &manager, id).await, status, "{id}");
     }
 
     // Audit: acme's log has its events, the root-level log the rest.
@@ -587,17 +568,7 @@ async fn no_key_is_stored_or_logged() {
     let key = key_in(&created);
     assert_eq!(introspect_with(&app, &key, &alice.token).await.0, 200);
     get(&app, &key, "/v1/tenants/acme/users").await;
-    let response = app
-        .client
-        .delete(app.url(&format!(
-            "/v1/service-credentials/{}",
-            created["id"].as_str().unwrap()
-        )))
-        .bearer_auth(service_key())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(revoke(&app, &service_key(), &created["id"]).await, 204);
     assert_eq!(introspect_with(&app, &key, &alice.token).await.0, 401);
 
     let secret_part = &key["tjs_".len()..];
@@ -623,16 +594,7 @@ async fn no_key_is_stored_or_logged() {
         "the credential is logged by id"
     );
     assert!(!logs.contains(secret_part), "the logs hold the key");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!metrics.contains(secret_part));
+    assert!(!app.metrics().await.contains(secret_part));
 }
 
 #[tokio::test]

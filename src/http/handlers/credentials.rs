@@ -65,25 +65,24 @@ pub struct CreateTenantCredential {
 }
 
 /// A scope a tenant's credential may hold: every one but `tenants:write`
-/// (documentation only; the names are `Scope`'s).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-enum TenantScope {
-    #[serde(rename = "introspect")]
-    Introspect,
-    #[serde(rename = "revoke")]
-    Revoke,
-    #[serde(rename = "users:read")]
-    UsersRead,
-    #[serde(rename = "users:write")]
-    UsersWrite,
-    #[serde(rename = "secrets:rotate")]
-    SecretsRotate,
-    #[serde(rename = "audit:read")]
-    AuditRead,
-    #[serde(rename = "credentials:write")]
-    CredentialsWrite,
+/// (documentation only), made from `Scope` itself.
+pub struct TenantScope;
+
+impl utoipa::PartialSchema for TenantScope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let names = Scope::ALL
+            .into_iter()
+            .filter(|scope| scope.is_tenant_scope())
+            .map(Scope::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
 }
+
+impl ToSchema for TenantScope {}
 
 fn new_credential(
     name: &str,

@@ -177,17 +177,21 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no metric {name}"))
     }
 
-    /// A counter series, `None` before its first increment.
-    pub async fn counter(&self, name: &str) -> Option<f64> {
-        let text = self
-            .client
+    /// `/metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        self.client
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A counter series, `None` before its first increment.
+    pub async fn counter(&self, name: &str) -> Option<f64> {
+        let text = self.metrics().await;
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
