@@ -1,6 +1,6 @@
 //! Who acted, and the audit log every change writes in its own transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
@@ -15,11 +15,13 @@ use crate::types::service_keys::ServiceKeyId;
 pub enum Actor {
     /// A root key from `TENANT_JWT_SERVICE_KEYS`: every scope, every tenant.
     Service(ServiceKeyId),
-    /// A stored service credential: its scopes, its tenant only if it has one.
+    /// A stored service credential: its scopes, its tenant only if it has
+    /// one, until it expires (if it does).
     Credential {
         id: CredentialId,
         tenant: Option<TenantId>,
         scopes: Scopes,
+        expires_at: Option<DateTime<Utc>>,
     },
     /// A tenant admin, by access token.
     Admin {

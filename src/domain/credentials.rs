@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::audit::Actor;
 use super::error::DomainError;
@@ -69,8 +69,8 @@ pub enum Authentication {
 /// A stored credential as cached.
 #[derive(Debug)]
 struct Grant {
+    /// Always an `Actor::Credential`.
     caller: ServiceCaller,
-    expires_at: Option<DateTime<Utc>>,
     /// Unix seconds of the last use this instance asked to note.
     noted_at: AtomicI64,
 }
@@ -139,9 +139,9 @@ impl Credentials {
                         id: row.id,
                         tenant: row.tenant_id,
                         scopes: Scopes::from_stored(&row.scopes),
+                        expires_at: row.expires_at,
                     },
                 },
-                expires_at: row.expires_at,
                 noted_at: AtomicI64::new(0),
             })
         });
@@ -205,23 +205,24 @@ impl Credentials {
     }
 
     fn admit(&self, grant: &Grant) -> Result<ServiceCaller, &'static str> {
+        let Actor::Credential { id, expires_at, .. } = grant.caller.actor else {
+            return Ok(grant.caller);
+        };
         let now = Utc::now();
-        if grant.expires_at.is_some_and(|at| at <= now) {
+        if expires_at.is_some_and(|at| at <= now) {
             return Err("expired_credential");
         }
-        if let Actor::Credential { id, .. } = grant.caller.actor {
-            let noted = grant.noted_at.load(Ordering::Relaxed);
-            if now.timestamp() - noted >= USE_NOTED_EVERY_SECONDS
-                && grant
-                    .noted_at
-                    .compare_exchange(noted, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.used
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(id);
-            }
+        let noted = grant.noted_at.load(Ordering::Relaxed);
+        if now.timestamp() - noted >= USE_NOTED_EVERY_SECONDS
+            && grant
+                .noted_at
+                .compare_exchange(noted, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id);
         }
         Ok(grant.caller)
     }
@@ -330,9 +331,9 @@ mod tests {
                     id: CredentialId::generate(),
                     tenant: Some(TenantId::generate()),
                     scopes: Scopes::TENANT,
+                    expires_at: None,
                 },
             },
-            expires_at: None,
             noted_at: AtomicI64::new(0),
         }))
     }

@@ -99,67 +99,110 @@ async fn a_tenant_credential_with_introspect_can_do_nothing_else_and_sees_nothin
     assert_eq!(other, json!({ "active": false }), "another tenant's token");
 
     // Every other route: 403 insufficient_scope naming the scope it needs.
+    // Bodies are valid, so the answer cannot be a body's 400 (extractors
+    // run concurrently: a body error can come before a credential lookup).
     let user = alice.id.to_string();
-    let routes: Vec<(&str, String, &str)> = vec![
-        ("GET", "/v1/tenants/acme/users".into(), "users:read"),
-        ("POST", "/v1/tenants/acme/users".into(), "users:write"),
+    let new_user = json!({ "username": "newbie", "password": crate::helpers::PASSWORD });
+    let new_credential = json!({ "name": "x", "scopes": ["introspect"] });
+    let routes: Vec<(&str, String, &str, Value)> = vec![
+        (
+            "GET",
+            "/v1/tenants/acme/users".into(),
+            "users:read",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/v1/tenants/acme/users".into(),
+            "users:write",
+            new_user,
+        ),
         (
             "GET",
             format!("/v1/tenants/acme/users/{user}"),
             "users:read",
+            json!({}),
         ),
         (
             "PATCH",
             format!("/v1/tenants/acme/users/{user}"),
             "users:write",
+            json!({ "role": "member" }),
         ),
         (
             "DELETE",
             format!("/v1/tenants/acme/users/{user}"),
             "users:write",
+            json!({}),
         ),
         (
             "POST",
             format!("/v1/tenants/acme/users/{user}/rotate-secret"),
             "secrets:rotate",
+            json!({}),
         ),
         (
             "GET",
             format!("/v1/tenants/acme/users/{user}/sessions"),
             "users:read",
+            json!({}),
         ),
         (
             "POST",
             "/v1/tenants/acme/rotate-secrets".into(),
             "secrets:rotate",
+            json!({}),
         ),
-        ("GET", "/v1/tenants/acme/audit-events".into(), "audit:read"),
+        (
+            "GET",
+            "/v1/tenants/acme/audit-events".into(),
+            "audit:read",
+            json!({}),
+        ),
         (
             "GET",
             "/v1/tenants/acme/service-credentials".into(),
             "credentials:write",
+            json!({}),
         ),
         (
             "POST",
             "/v1/tenants/acme/service-credentials".into(),
             "credentials:write",
+            new_credential.clone(),
         ),
-        ("GET", "/v1/service-credentials".into(), "credentials:write"),
+        (
+            "GET",
+            "/v1/service-credentials".into(),
+            "credentials:write",
+            json!({}),
+        ),
         (
             "POST",
             "/v1/service-credentials".into(),
             "credentials:write",
+            new_credential,
         ),
-        ("GET", "/v1/audit-events".into(), "audit:read"),
-        ("POST", "/v1/tenants".into(), "tenants:write"),
-        ("POST", "/v1/revoke".into(), "revoke"),
+        ("GET", "/v1/audit-events".into(), "audit:read", json!({})),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            "tenants:write",
+            json!({ "slug": "gamma", "name": "Gamma" }),
+        ),
+        (
+            "POST",
+            "/v1/revoke".into(),
+            "revoke",
+            json!({ "token": "x" }),
+        ),
     ];
-    for (method, path, scope) in routes {
+    for (method, path, scope, body) in routes {
         let response = app
             .client
             .request(method.parse().unwrap(), app.url(&path))
             .bearer_auth(&key)
-            .json(&json!({}))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -468,6 +511,30 @@ async fn tenant_admins_and_tenant_credentials_manage_their_own_tenant_only() {
     .await;
     assert_eq!(status, 404);
 
+    // A credential cannot outlive the credential that made it.
+    let (_, short) = post(
+        &app,
+        &service_key(),
+        "/v1/service-credentials",
+        json!({ "name": "short", "tenant": "acme", "scopes": ["credentials:write", "introspect"], "expires_in": 600 }),
+    )
+    .await;
+    let (status, child) = post(
+        &app,
+        &key_in(&short),
+        path,
+        json!({ "name": "child", "scopes": ["introspect"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    assert_eq!(
+        child["expires_at"], short["expires_at"],
+        "capped at its creator's expiry"
+    );
+    for created in [&short, &child] {
+        assert_eq!(revoke(&app, &service_key(), &created["id"]).await, 204);
+    }
+
     // A root-level credential elsewhere: listed at the root, not to acme.
     let root_level = credential(&app, None, &["introspect"]).await;
     let beta_level = credential(&app, Some("beta"), &["introspect"]).await;
@@ -517,6 +584,10 @@ async fn tenant_admins_and_tenant_credentials_manage_their_own_tenant_only() {
         [
             ("credential_created", "user"),
             ("credential_created", "credential"),
+            ("credential_created", "service"),
+            ("credential_created", "credential"),
+            ("credential_revoked", "service"),
+            ("credential_revoked", "service"),
             ("credential_revoked", "credential"),
         ]
     );

@@ -89,21 +89,35 @@ pub(crate) fn may_grant(
     }
 }
 
+/// When a credential asked for at `now` expires: `expires_in` seconds from
+/// now (1 s to ten years), and never after its creator, if the creator is a
+/// credential that expires (a credential cannot outlive the one that made it).
 fn expiry(
     expires_in: Option<u64>,
+    creator: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DomainError> {
-    match expires_in {
-        None => Ok(None),
-        Some(seconds) if (1..=MAX_EXPIRES_IN).contains(&seconds) => Ok(Some(
-            now + chrono::Duration::seconds(i64::try_from(seconds).expect("bounded above")),
-        )),
-        Some(_) => Err(InvalidInput::new(
-            "expires_in",
-            "must be 1 to 315360000 seconds (ten years)",
-        )
-        .into()),
-    }
+    let asked = match expires_in {
+        None => None,
+        Some(seconds) if (1..=MAX_EXPIRES_IN).contains(&seconds) => {
+            Some(now + chrono::Duration::seconds(i64::try_from(seconds).expect("bounded above")))
+        }
+        Some(_) => {
+            return Err(InvalidInput::new(
+                "expires_in",
+                "must be 1 to 315360000 seconds (ten years)",
+            )
+            .into());
+        }
+    };
+    let creators = match creator {
+        Actor::Credential { expires_at, .. } => *expires_at,
+        _ => None,
+    };
+    Ok(match (asked, creators) {
+        (Some(asked), Some(creators)) => Some(asked.min(creators)),
+        (asked, creators) => asked.or(creators),
+    })
 }
 
 impl Admin {
@@ -120,7 +134,7 @@ impl Admin {
         };
         let tenant_id = tenant.as_ref().map(|t| t.id);
         may_grant(&ctx.actor, tenant_id, new.scopes)?;
-        let expires_at = expiry(new.expires_in, Utc::now())?;
+        let expires_at = expiry(new.expires_in, &ctx.actor, Utc::now())?;
         let key = NewServiceKey::generate().map_err(DomainError::internal)?;
         let digest = key.digest();
         let (kind, by) = (ctx.actor.kind(), ctx.actor.id());
@@ -247,6 +261,7 @@ mod tests {
             id: CredentialId::generate(),
             tenant,
             scopes: Scopes::parse(scopes).unwrap(),
+            expires_at: None,
         }
     }
 
@@ -303,14 +318,25 @@ mod tests {
     }
 
     #[test]
-    fn lifetimes_are_bounded() {
+    fn lifetimes_are_bounded_and_never_outlast_the_creator() {
         let now = Utc::now();
-        assert_eq!(expiry(None, now).unwrap(), None);
+        let root = Actor::Operator;
+        assert_eq!(expiry(None, &root, now).unwrap(), None);
+        let minute = now + chrono::Duration::seconds(60);
+        assert_eq!(expiry(Some(60), &root, now).unwrap(), Some(minute));
+        assert!(expiry(Some(0), &root, now).is_err());
+        assert!(expiry(Some(MAX_EXPIRES_IN + 1), &root, now).is_err());
+        let creator = Actor::Credential {
+            id: CredentialId::generate(),
+            tenant: None,
+            scopes: Scopes::ALL,
+            expires_at: Some(minute),
+        };
+        assert_eq!(expiry(None, &creator, now).unwrap(), Some(minute));
+        assert_eq!(expiry(Some(3600), &creator, now).unwrap(), Some(minute));
         assert_eq!(
-            expiry(Some(60), now).unwrap(),
-            Some(now + chrono::Duration::seconds(60))
+            expiry(Some(30), &creator, now).unwrap(),
+            Some(now + chrono::Duration::seconds(30))
         );
-        assert!(expiry(Some(0), now).is_err());
-        assert!(expiry(Some(MAX_EXPIRES_IN + 1), now).is_err());
     }
 }
