@@ -37,6 +37,7 @@ pub struct Metrics {
     invalidations_received: IntCounter,
     connections_refused: IntCounterVec,
     connection_errors: IntCounter,
+    log_lines_dropped: IntCounter,
     service_refusals: IntCounterVec,
     credential_loads: IntCounterVec,
     credential_cache_fresh: IntGauge,
@@ -244,6 +245,11 @@ impl Metrics {
                 "Client connections the HTTP layer closed for a malformed or oversized head, \
                  a timeout or a broken stream (in this process)",
             ),
+            log_lines_dropped: counter(
+                &registry,
+                "log_lines_dropped_total",
+                "Log lines dropped because the log writer thread fell behind (in this process)",
+            ),
             registry,
         }
     }
@@ -350,11 +356,21 @@ impl Metrics {
         set(&self.redis_pool_size, redis.size);
         set(&self.redis_pool_available, redis.available);
         set(&self.redis_pool_waiting, redis.waiting);
-        // Counted where actix logs them, process-wide (see `telemetry`).
-        let seen = crate::telemetry::connection_errors();
-        if let Some(new) = seen.checked_sub(self.connection_errors.get()) {
-            self.connection_errors.inc_by(new);
-        }
+        // Counted where actix logs them, and by the log writer thread,
+        // process-wide (see `telemetry`).
+        let catch_up = |counter: &IntCounter, seen: u64| {
+            if let Some(new) = seen.checked_sub(counter.get()) {
+                counter.inc_by(new);
+            }
+        };
+        catch_up(
+            &self.connection_errors,
+            crate::telemetry::connection_errors(),
+        );
+        catch_up(
+            &self.log_lines_dropped,
+            crate::telemetry::dropped_log_lines(),
+        );
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -1,6 +1,10 @@
 //! Logging through `tracing`: human or JSON lines, level from `RUST_LOG`
 //! (default `info`). Every line logged while serving a request carries its
-//! request id (see `http::observe`).
+//! request id (see `http::observe`). Lines are formatted where they are
+//! logged but written to standard error by a thread of their own, so a slow
+//! or blocked stderr never holds a request worker; if that thread falls more
+//! than `LOG_QUEUE_LINES` behind, lines are dropped and counted
+//! (`log_lines_dropped_total`) rather than slow the service down.
 //!
 //! actix logs every connection it closes for a malformed or oversized head,
 //! a slow head or a broken stream at ERROR: any client could fill the logs
@@ -8,8 +12,11 @@
 //! (`connection_errors`, the `http_connection_errors_total` metric) and
 //! summed up at WARN at most once per interval (`report_connection_errors`).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -36,10 +43,31 @@ pub fn connection_errors() -> u64 {
     CONNECTION_ERRORS.load(Ordering::Relaxed)
 }
 
-/// Installs the global subscriber, writing to standard error.
-pub fn init(format: LogFormat) {
+/// Lines waiting for the writer thread before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 128_000;
+
+/// The writer thread's count of dropped lines, once `init` ran.
+static DROPPED_LINES: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines dropped because the writer thread fell behind.
+pub fn dropped_log_lines() -> u64 {
+    DROPPED_LINES
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Installs the global subscriber, writing to standard error from a thread
+/// of its own. Keep the guard until exit: dropping it flushes what is queued.
+pub fn init(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    init_with(format, filter, std::io::stderr);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .thread_name("tenant-jwt-log")
+        .finish(std::io::stderr());
+    let _ = DROPPED_LINES.set(writer.error_counter());
+    init_with(format, filter, writer);
+    guard
 }
 
 /// Installs the global subscriber with any writer; a second call (as in

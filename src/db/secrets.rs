@@ -35,7 +35,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewSecret<'_>) -> QueryRe
 
 /// The generations that can still verify a token: the current one, and
 /// retired ones whose grace period has not ended. Newest first.
-pub async fn usable(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<Vec<SecretRow>> {
+pub async fn usable(conn: &mut &AsyncPgConnection, user: UserId) -> QueryResult<Vec<SecretRow>> {
     user_secrets::table
         .filter(user_secrets::user_id.eq(user))
         .filter(

@@ -193,7 +193,7 @@ pub async fn revoke(
 
 /// Revoked sessions of a user whose access tokens may not all have expired.
 pub async fn revoked_and_live(
-    conn: &mut AsyncPgConnection,
+    conn: &mut &AsyncPgConnection,
     user: UserId,
 ) -> QueryResult<Vec<SessionId>> {
     sessions::table

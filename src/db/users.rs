@@ -95,7 +95,7 @@ pub async fn find_by_login(
 
 /// A user with their tenant's slug: what a key record is built from.
 pub async fn find_with_tenant_slug(
-    conn: &mut AsyncPgConnection,
+    conn: &mut &AsyncPgConnection,
     user: UserId,
 ) -> QueryResult<Option<(UserRow, TenantSlug)>> {
     users::table

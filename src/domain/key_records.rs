@@ -15,6 +15,8 @@ use super::error::DomainError;
 use super::secrets::{KeyId, MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
+use diesel_async::AsyncPgConnection;
+
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::types::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
@@ -202,18 +204,22 @@ impl KeyRecords {
 
     /// Reads the record from Postgres, bypassing the cache.
     pub async fn load_from_db(&self, user: UserId) -> Result<Option<KeyRecord>, DomainError> {
-        // The user row (and its version) is read before the secrets: a
-        // rotation committing in between yields an old version label on new
-        // secrets, which the next write wins over; never new label, old secrets.
+        // One round trip: the three queries are pipelined on one connection
+        // (sent together, run by Postgres in this order). The user row (and
+        // its version) is read before the secrets: a rotation committing in
+        // between yields an old version label on new secrets, which the next
+        // write wins over; never new label, old secrets.
         let rows = self
             .db
             .query(async |conn| {
-                let Some(found) = db::users::find_with_tenant_slug(conn, user).await? else {
-                    return Ok(None);
-                };
-                let secrets = db::secrets::usable(conn, user).await?;
-                let revoked = db::sessions::revoked_and_live(conn, user).await?;
-                Ok(Some((found, secrets, revoked)))
+                let conn: &AsyncPgConnection = conn;
+                let (mut a, mut b, mut c) = (conn, conn, conn);
+                let (found, secrets, revoked) = futures_util::try_join!(
+                    db::users::find_with_tenant_slug(&mut a, user),
+                    db::secrets::usable(&mut b, user),
+                    db::sessions::revoked_and_live(&mut c, user),
+                )?;
+                Ok(found.map(|found| (found, secrets, revoked)))
             })
             .await?;
         let Some(((user_row, tenant_slug), secrets, revoked_sessions)) = rows else {
