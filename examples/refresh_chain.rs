@@ -4,6 +4,9 @@
 //! `cargo run --release --example refresh_chain -- BASE_URL TENANT USERNAME PASSWORD [SECONDS] [CONCURRENCY]`
 //! Prints `requests_per_second p50_ms p99_ms non_2xx`.
 
+#[path = "common/workers.rs"]
+mod workers;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -76,23 +79,5 @@ async fn main() {
             })
         })
         .collect();
-    let (mut latencies, mut failed): (Vec<Duration>, usize) = (Vec::new(), 0);
-    for worker in workers {
-        let (l, f) = worker.await.expect("worker");
-        latencies.extend(l);
-        failed += f;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let at = |q: f64| {
-        latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64()
-            * 1e3
-    };
-    println!(
-        "{:.2} {:.2} {:.2} {}",
-        latencies.len() as f64 / elapsed,
-        at(0.5),
-        at(0.99),
-        failed
-    );
+    workers::report(workers, started).await;
 }
