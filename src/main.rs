@@ -5,6 +5,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = tenant_jwt::cli::Cli::parse();
-    let _log_writer = tenant_jwt::telemetry::init(cli.settings.log_format);
+    let _log_writer = tenant_jwt::telemetry::init(cli.settings.log_format)?;
     tenant_jwt::cli::run(cli).await
 }

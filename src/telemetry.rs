@@ -1,10 +1,11 @@
 //! Logging through `tracing`: human or JSON lines, level from `RUST_LOG`
 //! (default `info`). Every line logged while serving a request carries its
 //! request id (see `http::observe`). Lines are formatted where they are
-//! logged but written to standard error by a thread of their own, so a slow
-//! or blocked stderr never holds a request worker; if that thread falls more
-//! than `LOG_QUEUE_LINES` behind, lines are dropped and counted
-//! (`log_lines_dropped_total`) rather than slow the service down.
+//! logged but written to standard error by a thread of their own, in
+//! batches (`batched`), so a slow or blocked stderr never holds a request
+//! worker and a request wakes no thread; if too much is waiting, lines are
+//! dropped and counted (`log_lines_dropped_total`) rather than slow the
+//! service down.
 //!
 //! actix logs every connection it closes for a malformed or oversized head,
 //! a slow head or a broken stream at ERROR: any client could fill the logs
@@ -16,8 +17,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+mod batched;
 
+use batched::BatchedStderr;
+pub use batched::FlushOnDrop;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -43,31 +46,22 @@ pub fn connection_errors() -> u64 {
     CONNECTION_ERRORS.load(Ordering::Relaxed)
 }
 
-/// Lines waiting for the writer thread before new ones are dropped.
-const LOG_QUEUE_LINES: usize = 128_000;
-
-/// The writer thread's count of dropped lines, once `init` ran.
-static DROPPED_LINES: OnceLock<ErrorCounter> = OnceLock::new();
+/// The log writer, once `init` ran (for its count of dropped lines).
+static WRITER: OnceLock<BatchedStderr> = OnceLock::new();
 
 /// Log lines dropped because the writer thread fell behind.
 pub fn dropped_log_lines() -> u64 {
-    DROPPED_LINES
-        .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+    WRITER.get().map_or(0, BatchedStderr::dropped_lines)
 }
 
 /// Installs the global subscriber, writing to standard error from a thread
-/// of its own. Keep the guard until exit: dropping it flushes what is queued.
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// of its own. Keep the guard until exit: dropping it writes what waits.
+pub fn init(format: LogFormat) -> std::io::Result<FlushOnDrop> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(true)
-        .thread_name("tenant-jwt-log")
-        .finish(std::io::stderr());
-    let _ = DROPPED_LINES.set(writer.error_counter());
+    let (writer, guard) = BatchedStderr::start()?;
+    let _ = WRITER.set(writer.clone());
     init_with(format, filter, writer);
-    guard
+    Ok(guard)
 }
 
 /// Installs the global subscriber with any writer; a second call (as in
