@@ -143,8 +143,7 @@ impl KeyRecords {
     /// The user's record, or `None` if there is no such user. A Redis failure
     /// is logged and answered from Postgres; only Postgres failing is an error.
     pub async fn load(&self, user: UserId) -> Result<Option<Arc<KeyRecord>>, DomainError> {
-        if let Some(known) = self.local.get(user) {
-            self.metrics.key_record_lookup("local_hit");
+        if let Some(known) = self.in_process(user) {
             return Ok(known);
         }
         // Taken before the lower levels are read, so that an invalidation
@@ -155,6 +154,14 @@ impl KeyRecords {
             self.local.insert(ticket, user, record.clone());
         }
         Ok(record)
+    }
+
+    /// The user's record if process memory holds it (`Some(None)`: known
+    /// not to exist), with no I/O; `None` if it must be loaded.
+    pub fn in_process(&self, user: UserId) -> Option<Option<Arc<KeyRecord>>> {
+        let known = self.local.get(user)?;
+        self.metrics.key_record_lookup("local_hit");
+        Some(known)
     }
 
     /// Redis, then Postgres (written back to Redis).

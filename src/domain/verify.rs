@@ -16,16 +16,20 @@
 //! 6. the claims against the record: same user, same tenant, same role, not
 //!    disabled, session not revoked.
 //!
+//! `Verifier::verify_now` runs the same steps without waiting when step 4
+//! finds the record in process memory (the hot path); `verify` falls back
+//! to `check` when it does not.
+//!
 //! Every rejection is one `DomainError::InvalidToken`; its reason is logged
 //! here and never shown to the client.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use super::error::{DomainError, Rejection};
 use super::key_records::{KeyRecord, KeyRecords};
@@ -52,17 +56,20 @@ pub struct Verified {
 /// The JOSE header we issue, and nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JoseHeader {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    kid: String,
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
 }
 
 /// The one claim read before the signature is checked.
 #[derive(Deserialize)]
-struct UnverifiedSubject {
-    sub: String,
+struct UnverifiedSubject<'a> {
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
 }
 
 #[derive(Clone)]
@@ -90,7 +97,59 @@ impl Verifier {
     /// the unverified subject, if the token had one): no span, no log line
     /// on success, so the hot path writes nothing but the access line.
     pub async fn verify(&self, token: &str) -> Result<Verified, DomainError> {
-        let outcome = self.check(token).await;
+        let outcome = match self.verify_now(token) {
+            Some(outcome) => return outcome,
+            None => self.check(token).await,
+        };
+        self.observed(token, outcome)
+    }
+
+    /// `verify` without waiting, when step 4 needs no I/O: the user's record
+    /// is in process memory, or the token is refused before step 4. `None`:
+    /// the record must be loaded (`verify` does). Extractors answer a token
+    /// of a cached user with a ready future through this.
+    pub fn verify_now(&self, token: &str) -> Option<Result<Verified, DomainError>> {
+        let outcome = match Unverified::read(token) {
+            Ok(unverified) => {
+                let record = self.key_records.in_process(unverified.user_id)?;
+                self.against(token, unverified, record)
+            }
+            Err(rejection) => Err(rejection.into()),
+        };
+        Some(self.observed(token, outcome))
+    }
+
+    async fn check(&self, token: &str) -> Result<Verified, DomainError> {
+        // 1-3. Shape, header and the unverified subject: no I/O yet.
+        let unverified = Unverified::read(token)?;
+
+        // 4. The user's key record: one cache lookup.
+        let record = self.key_records.load(unverified.user_id).await?;
+
+        // 5-6. Signature, registered claims, and the claims against the record.
+        self.against(token, unverified, record)
+    }
+
+    /// Steps 5 and 6 against the user's record (`None`: no such user).
+    fn against(
+        &self,
+        token: &str,
+        unverified: Unverified,
+        record: Option<Arc<KeyRecord>>,
+    ) -> Result<Verified, DomainError> {
+        let record = record.ok_or(Rejection::UnknownUser)?;
+        let claims = self
+            .rules
+            .check(token, unverified.generation, &record, Utc::now())?;
+        Ok(Verified { claims, record })
+    }
+
+    /// Counts the outcome; logs a rejection with its reason.
+    fn observed(
+        &self,
+        token: &str,
+        outcome: Result<Verified, DomainError>,
+    ) -> Result<Verified, DomainError> {
         match &outcome {
             Ok(_) => self.metrics.verification("ok"),
             Err(DomainError::InvalidToken(reason)) => {
@@ -105,24 +164,6 @@ impl Verifier {
             Err(_) => self.metrics.verification("unavailable"),
         }
         outcome
-    }
-
-    async fn check(&self, token: &str) -> Result<Verified, DomainError> {
-        // 1-3. Shape, header and the unverified subject: no I/O yet.
-        let unverified = Unverified::read(token)?;
-
-        // 4. The user's key record: one cache lookup.
-        let record = self
-            .key_records
-            .load(unverified.user_id)
-            .await?
-            .ok_or(Rejection::UnknownUser)?;
-
-        // 5-6. Signature, registered claims, and the claims against the record.
-        let claims = self
-            .rules
-            .check(token, unverified.generation, &record, Utc::now())?;
-        Ok(Verified { claims, record })
     }
 }
 
@@ -142,7 +183,9 @@ impl Unverified {
             split_compact(token).ok_or(Rejection::Malformed)?;
 
         // 2. Header.
-        let header: JoseHeader = decode_segment(header_b64).ok_or(Rejection::Malformed)?;
+        let mut buf = [0u8; MAX_SEGMENT_LEN];
+        let header: JoseHeader =
+            decode_segment(header_b64, &mut buf).ok_or(Rejection::Malformed)?;
         if header.alg != "HS256" {
             return Err(Rejection::UnsupportedAlgorithm);
         }
@@ -152,7 +195,9 @@ impl Unverified {
         let generation = Generation::parse_kid(&header.kid).map_err(|_| Rejection::Malformed)?;
 
         // 3. Unverified subject: only to know whose key to load.
-        let subject: UnverifiedSubject = decode_segment(payload_b64).ok_or(Rejection::Malformed)?;
+        let mut buf = [0u8; MAX_SEGMENT_LEN];
+        let subject: UnverifiedSubject =
+            decode_segment(payload_b64, &mut buf).ok_or(Rejection::Malformed)?;
         let user_id = UserId::parse(&subject.sub).map_err(|_| Rejection::Malformed)?;
         Ok(Self {
             user_id,
@@ -215,7 +260,8 @@ impl TokenRules {
             return Err(Rejection::BadSignature);
         }
         // Every claim is required: a missing one fails to parse.
-        let claims: Claims = decode_segment(payload_b64).ok_or(Rejection::Malformed)?;
+        let mut buf = [0u8; MAX_SEGMENT_LEN];
+        let claims: Claims = decode_segment(payload_b64, &mut buf).ok_or(Rejection::Malformed)?;
         let (now, leeway) = (now.timestamp(), self.leeway_secs);
         if claims.exp < now - leeway {
             return Err(Rejection::Expired);
@@ -285,9 +331,17 @@ const BASE64URL: [bool; 256] = {
     table
 };
 
-fn decode_segment<T: DeserializeOwned>(segment: &str) -> Option<T> {
-    let json = URL_SAFE_NO_PAD.decode(segment).ok()?;
-    serde_json::from_slice(&json).ok()
+/// Room for any decoded segment of a token of at most `MAX_TOKEN_LEN`.
+const MAX_SEGMENT_LEN: usize = MAX_TOKEN_LEN / 4 * 3;
+
+/// Decodes a segment into `buf` (on the stack: no allocation on the hot
+/// path) and parses its JSON, borrowing strings from `buf` where it can.
+fn decode_segment<'b, T: Deserialize<'b>>(
+    segment: &str,
+    buf: &'b mut [u8; MAX_SEGMENT_LEN],
+) -> Option<T> {
+    let len = URL_SAFE_NO_PAD.decode_slice(segment, buf).ok()?;
+    serde_json::from_slice(&buf[..len]).ok()
 }
 
 #[cfg(test)]
@@ -316,7 +370,10 @@ mod tests {
 
     #[test]
     fn header_refuses_unknown_members() {
-        let decode = |json: &str| decode_segment::<JoseHeader>(&URL_SAFE_NO_PAD.encode(json));
+        let decode = |json: &str| {
+            let mut buf = [0u8; MAX_SEGMENT_LEN];
+            decode_segment::<JoseHeader>(&URL_SAFE_NO_PAD.encode(json), &mut buf).map(|_| ())
+        };
         assert!(decode(r#"{"alg":"HS256","typ":"JWT","kid":"1"}"#).is_some());
         assert!(decode(r#"{"alg":"HS256","kid":"1"}"#).is_some());
         assert!(decode(r#"{"alg":"HS256","kid":"1","jku":"https://evil"}"#).is_none());

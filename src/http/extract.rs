@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::{Either, LocalBoxFuture};
+use futures_util::TryFutureExt;
+use futures_util::future::{Either, LocalBoxFuture, MapOk};
 
 use super::problem::ApiError;
 use super::state::AppState;
@@ -29,9 +30,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or(ApiError::MissingToken)?
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken)?;
+        .ok_or(ApiError::MissingToken)?;
+    // UTF-8 rather than `to_str`'s visible-ASCII check, byte by byte over
+    // the whole token: a token's own checks refuse anything else anyway.
+    let value = std::str::from_utf8(value.as_bytes()).map_err(|_| ApiError::InvalidToken)?;
     let (scheme, credential) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
@@ -53,12 +55,46 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 /// invalid token counts towards that.
 async fn verify_from(state: &AppState, ip: IpAddr, token: &str) -> Result<Verified, ApiError> {
     state.limits.check_bearer(ip)?;
-    match state.verifier.verify(token).await {
-        Err(e @ DomainError::InvalidToken(_)) => {
-            state.limits.record_failed_verification(ip).await;
-            Err(e.into())
+    counted(state, ip, state.verifier.verify(token).await).await
+}
+
+/// An invalid token counted against `ip`'s budget.
+async fn counted(
+    state: &AppState,
+    ip: IpAddr,
+    outcome: Result<Verified, DomainError>,
+) -> Result<Verified, ApiError> {
+    if let Err(DomainError::InvalidToken(_)) = outcome {
+        state.limits.record_failed_verification(ip).await;
+    }
+    Ok(outcome?)
+}
+
+/// A user's token, verified as `verify_from` does; ready at once when the
+/// token is valid and its user's record is in process memory (the hot
+/// path), else a future that loads it or counts the refusal.
+type UserFuture =
+    Either<Ready<Result<Verified, ApiError>>, LocalBoxFuture<'static, Result<Verified, ApiError>>>;
+
+fn verify_user(req: &HttpRequest, token: Result<&str, ApiError>) -> UserFuture {
+    let now = token.and_then(|token| {
+        let state = state(req)?;
+        let ip = state.limits.client_ip(req);
+        state.limits.check_bearer(ip)?;
+        Ok((state.verifier.verify_now(token), token, state, ip))
+    });
+    match now {
+        Ok((Some(Ok(verified)), ..)) => Either::Left(ready(Ok(verified))),
+        Ok((Some(refused), _, state, ip)) => {
+            Either::Right(Box::pin(async move { counted(&state, ip, refused).await }))
         }
-        other => Ok(other?),
+        Ok((None, token, state, ip)) => {
+            let token = token.to_owned();
+            Either::Right(Box::pin(async move {
+                counted(&state, ip, state.verifier.verify(&token).await).await
+            }))
+        }
+        Err(e) => Either::Left(ready(Err(e))),
     }
 }
 
@@ -67,17 +103,10 @@ pub struct Authenticated(pub Verified);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = MapOk<UserFuture, fn(Verified) -> Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req).map(str::to_owned);
-        let state = state(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let (token, state) = (token?, state?);
-            let ip = state.limits.client_ip(&req);
-            Ok(Authenticated(verify_from(&state, ip, &token).await?))
-        })
+        verify_user(req, bearer(req)).map_ok(Authenticated)
     }
 }
 
@@ -88,25 +117,20 @@ pub struct ForwardedUser(pub Verified);
 
 impl FromRequest for ForwardedUser {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = MapOk<UserFuture, fn(Verified) -> Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = state(req);
-        let token = match (bearer(req), &state) {
-            (Err(ApiError::MissingToken), Ok(state)) => state
-                .forward_auth_cookie
-                .as_deref()
-                .and_then(|name| cookie(req, name))
-                .map(str::to_owned)
-                .ok_or(ApiError::MissingToken),
-            (token, _) => token.map(str::to_owned),
+        let token = match bearer(req) {
+            Err(ApiError::MissingToken) => state(req).and_then(|state| {
+                state
+                    .forward_auth_cookie
+                    .as_deref()
+                    .and_then(|name| cookie(req, name))
+                    .ok_or(ApiError::MissingToken)
+            }),
+            token => token,
         };
-        let req = req.clone();
-        Box::pin(async move {
-            let (token, state) = (token?, state?);
-            let ip = state.limits.client_ip(&req);
-            Ok(ForwardedUser(verify_from(&state, ip, &token).await?))
-        })
+        verify_user(req, token).map_ok(ForwardedUser)
     }
 }
 
