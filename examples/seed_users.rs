@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
                 username: name,
                 role: Role::Member,
                 disabled: false,
-                generations: vec![SealedGeneration::new(generation, sealed, None)],
+                generations: [SealedGeneration::new(generation, sealed, None)].into(),
                 revoked_sessions: Vec::new(),
             };
             let token = issuer.issue(&record, SessionId::generate())?;

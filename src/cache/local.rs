@@ -9,17 +9,29 @@
 //! invalidation must not insert its stale value after it. Every invalidation
 //! bumps an epoch under a write lock; a load takes a [`Ticket`] (the epoch)
 //! before reading and inserts under the read lock only if the epoch is
-//! unchanged. Hits take no lock at all.
+//! unchanged. Hits take no lock of ours (the map's shard lock only).
+//!
+//! The map is `quick_cache` (S3-FIFO eviction), chosen over moka for its
+//! small overhead per entry: an entry here is the user id, its deadline and
+//! the value, in a slot of a table, with no per-entry allocation or
+//! background maintenance. A TTL is the deadline kept beside the value.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::types::ids::UserId;
 
 /// The epoch a load started in; only valid for inserting what that load read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
+
+/// A value and the instant it stops being served.
+#[derive(Clone)]
+struct Entry<V> {
+    until: Instant,
+    value: V,
+}
 
 /// Cheap to clone; clones share the entries.
 #[derive(Clone)]
@@ -29,7 +41,8 @@ pub struct LocalCache<V> {
 
 struct Inner<V> {
     /// `None` when the local level is disabled (capacity 0).
-    entries: Option<moka::sync::Cache<UserId, V>>,
+    entries: Option<quick_cache::sync::Cache<UserId, Entry<V>>>,
+    ttl: Duration,
     epoch: RwLock<u64>,
     live: AtomicBool,
 }
@@ -39,14 +52,12 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
     /// nothing is served from it until the invalidation channel is up.
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         let entries = (capacity > 0 && !ttl.is_zero()).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build()
+            quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX))
         });
         Self {
             inner: Arc::new(Inner {
                 entries,
+                ttl,
                 epoch: RwLock::new(0),
                 live: AtomicBool::new(false),
             }),
@@ -58,7 +69,7 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         Self::new(0, Duration::ZERO)
     }
 
-    fn entries(&self) -> Option<&moka::sync::Cache<UserId, V>> {
+    fn entries(&self) -> Option<&quick_cache::sync::Cache<UserId, Entry<V>>> {
         self.inner
             .entries
             .as_ref()
@@ -66,7 +77,9 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
     }
 
     pub fn get(&self, user: UserId) -> Option<V> {
-        self.entries()?.get(&user)
+        // An expired entry is a miss; the load that follows replaces it.
+        let entry = self.entries()?.get(&user)?;
+        (Instant::now() < entry.until).then_some(entry.value)
     }
 
     /// Taken before reading the lower levels; `None` while not live.
@@ -82,7 +95,8 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         if *epoch == ticket.0
             && let Some(entries) = self.entries()
         {
-            entries.insert(user, value);
+            let until = Instant::now() + self.inner.ttl;
+            entries.insert(user, Entry { until, value });
         }
     }
 
@@ -91,7 +105,7 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         let mut epoch = self.write_epoch();
         *epoch += 1;
         if let Some(entries) = &self.inner.entries {
-            entries.invalidate(&user);
+            entries.remove(&user);
         }
     }
 
@@ -113,7 +127,7 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         let mut epoch = self.write_epoch();
         *epoch += 1;
         if let Some(entries) = &self.inner.entries {
-            entries.invalidate_all();
+            entries.clear();
         }
         epoch
     }
@@ -199,11 +213,18 @@ mod tests {
             cache.insert(ticket, UserId::generate(), n);
         }
         let entries = cache.inner.entries.as_ref().unwrap();
-        entries.run_pending_tasks();
-        assert!(
-            entries.entry_count() <= 1_000,
-            "{} entries",
-            entries.entry_count()
-        );
+        assert!(entries.len() <= 1_000, "{} entries", entries.len());
+    }
+
+    #[test]
+    fn an_entry_is_not_served_past_its_ttl() {
+        let user = UserId::generate();
+        let cache = LocalCache::new(100, Duration::from_millis(50));
+        cache.set_live(true);
+        let ticket = cache.ticket().unwrap();
+        cache.insert(ticket, user, 1);
+        assert_eq!(cache.get(user), Some(1));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(cache.get(user), None);
     }
 }

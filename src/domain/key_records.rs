@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::error::DomainError;
 use super::secrets::{KeyId, MasterKey, SecretError, UserSecret};
@@ -31,8 +32,8 @@ pub struct KeyRecord {
     pub username: Username,
     pub role: Role,
     pub disabled: bool,
-    /// Usable generations, newest first.
-    pub generations: Vec<SealedGeneration>,
+    /// Usable generations, newest first (almost always one: held inline).
+    pub generations: SmallVec<[SealedGeneration; 1]>,
     /// Revoked sessions whose access tokens may not have expired yet.
     #[serde(default)]
     pub revoked_sessions: Vec<SessionId>,
@@ -77,6 +78,21 @@ impl SealedGeneration {
 }
 
 impl KeyRecord {
+    /// The record as process memory holds it: every generation opened once,
+    /// and its ciphertext dropped (the largest part of a record, of no use
+    /// once opened). Such a record is never serialised (refused), so it
+    /// cannot reach Redis. A generation that does not open keeps its
+    /// ciphertext, so a token signed with it fails as it would have.
+    pub fn opened(mut self, master_key: &MasterKey) -> Self {
+        let user = self.user_id;
+        for generation in &mut self.generations {
+            if generation.open(master_key, user).is_ok() {
+                generation.sealed = Vec::new();
+            }
+        }
+        self
+    }
+
     /// The generation new tokens are signed with.
     pub fn current(&self) -> Option<&SealedGeneration> {
         self.generations.iter().find(|g| g.valid_until.is_none())
@@ -95,6 +111,11 @@ mod base64_bytes {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if bytes.is_empty() {
+            return Err(serde::ser::Error::custom(
+                "a record held in process has no ciphertexts; serialise the stored one",
+            ));
+        }
         s.serialize_str(&STANDARD.encode(bytes))
     }
 
@@ -149,7 +170,10 @@ impl KeyRecords {
         // Taken before the lower levels are read, so that an invalidation
         // arriving meanwhile keeps what they returned out of the local level.
         let ticket = self.local.ticket();
-        let record = self.load_shared(user).await?.map(Arc::new);
+        let record = self
+            .load_shared(user)
+            .await?
+            .map(|record| Arc::new(record.opened(&self.master_key)));
         if let Some(ticket) = ticket {
             self.local.insert(ticket, user, record.clone());
         }
@@ -360,7 +384,7 @@ mod tests {
             username: Username::parse("alice").unwrap(),
             role: Role::Member,
             disabled: false,
-            generations,
+            generations: generations.into(),
             revoked_sessions: Vec::new(),
         }
     }
@@ -391,5 +415,29 @@ mod tests {
         assert!(json.contains(&STANDARD.encode(vec![1u8; 72])));
         let back: KeyRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back.generations[0].sealed, vec![1u8; 72]);
+    }
+
+    #[test]
+    fn a_record_held_in_process_keeps_opened_secrets_only_and_never_serialises() {
+        let crate::domain::sample::Signed {
+            master_key,
+            record,
+            token,
+            rules,
+        } = crate::domain::sample::signed();
+        let generation = record.generations[0].generation;
+        let held = record.opened(&master_key);
+        assert!(held.generations[0].sealed.is_empty());
+        // Still verifies: the secret was opened before its ciphertext went.
+        rules.check(&token, generation, &held, Utc::now()).unwrap();
+        assert!(serde_json::to_vec(&held).is_err());
+
+        // One that does not open (sealed under another master key) keeps
+        // its ciphertext.
+        let mut other = crate::domain::sample::signed().record;
+        let sealed = other.generations[0].sealed.clone();
+        other.generations = [SealedGeneration::new(generation, sealed.clone(), None)].into();
+        let kept = other.opened(&master_key);
+        assert_eq!(kept.generations[0].sealed, sealed);
     }
 }

@@ -52,7 +52,7 @@ pub fn signed() -> Signed {
         username: Username::parse("alice").expect("valid username"),
         role: Role::Member,
         disabled: false,
-        generations: vec![SealedGeneration::new(generation, sealed, None)],
+        generations: [SealedGeneration::new(generation, sealed, None)].into(),
         revoked_sessions: Vec::new(),
     };
     let token = Issuer::new(settings(), master_key.clone())

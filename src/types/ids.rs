@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
@@ -134,11 +135,12 @@ impl fmt::Display for Generation {
     }
 }
 
-/// A tenant's URL name: lowercase `[a-z0-9-]`, 1 to 63 characters.
+/// A tenant's URL name: lowercase `[a-z0-9-]`, 1 to 63 characters. Held
+/// by every cached key record: up to 24 bytes it needs no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Text)]
 #[serde(transparent)]
-pub struct TenantSlug(String);
+pub struct TenantSlug(CompactString);
 
 impl TenantSlug {
     pub const MAX_LEN: usize = 63;
@@ -149,7 +151,7 @@ impl TenantSlug {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
-            Ok(Self(raw.to_owned()))
+            Ok(Self(raw.into()))
         } else {
             Err(InvalidInput::new(
                 "slug",
@@ -219,10 +221,11 @@ fn display_name(raw: &str) -> Result<String, InvalidInput> {
 /// A username, unique per tenant without regard to case. ASCII only
 /// (letters, digits and `._@+-`, 1 to 128 characters) so that case folding
 /// means the same thing in Rust, in Postgres and under every collation.
+/// Up to 24 bytes it needs no allocation (every cached key record has one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Text)]
 #[serde(transparent)]
-pub struct Username(String);
+pub struct Username(CompactString);
 
 impl Username {
     pub const MAX_LEN: usize = 128;
@@ -233,7 +236,7 @@ impl Username {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
         if ok {
-            Ok(Self(raw.to_owned()))
+            Ok(Self(raw.into()))
         } else {
             Err(InvalidInput::new(
                 "username",
