@@ -147,8 +147,12 @@ pub(crate) fn parse_form_or_json<T: DeserializeOwned>(
 
 /// 200 with a JSON body that must not be cached (RFC 6749 §5.1).
 pub(crate) fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
+    // Static header values: no copy, no validation per response.
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ))
+        .insert_header((header::PRAGMA, header::HeaderValue::from_static("no-cache")))
         .json(body)
 }
