@@ -270,9 +270,8 @@ impl Metrics {
         self.invalidations_received.inc();
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+    pub fn http_request(&self, route: &str, method: &str, status: &str, seconds: f64) {
+        let labels = [route, method, status];
         self.http_requests.with_label_values(&labels).inc();
         self.http_duration
             .with_label_values(&labels)

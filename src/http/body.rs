@@ -133,26 +133,38 @@ pub(crate) fn parse_form_or_json<T: DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    let content_type = content_type
+    let essence = content_type
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match content_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => super::form::from_bytes(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}"))),
-        Some("application/json") => serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
-        _ => Err(ApiError::UnsupportedMediaType),
+        .map(str::trim)
+        .unwrap_or_default();
+    let is = |media_type: &str| essence.eq_ignore_ascii_case(media_type);
+    if is("application/x-www-form-urlencoded") {
+        super::form::from_bytes(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))
+    } else if is("application/json") {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    } else {
+        Err(ApiError::UnsupportedMediaType)
     }
 }
 
-/// 200 with a JSON body that must not be cached (RFC 6749 §5.1).
+/// 200 with a JSON body that must not be cached (RFC 6749 §5.1). Written
+/// into one buffer sized for the usual answer (`/v1/me`, introspection)
+/// rather than grown from empty; header values static (no copy, no check).
 pub(crate) fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
-    // Static header values: no copy, no validation per response.
+    let mut json = Vec::with_capacity(384);
+    if let Err(e) = serde_json::to_writer(&mut json, &body) {
+        return HttpResponse::from_error(ApiError::Internal(Some(
+            format!("serialising an answer: {e}").into(),
+        )));
+    }
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("no-store"),
         ))
         .insert_header((header::PRAGMA, header::HeaderValue::from_static("no-cache")))
-        .json(body)
+        .content_type(header::HeaderValue::from_static("application/json"))
+        .body(json)
 }

@@ -18,26 +18,45 @@ use super::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the request being served, kept in its extensions.
+/// The id of the request being served, kept in its extensions as the
+/// header value it is echoed in (checked ASCII, so also a `str`).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        // Only ever made from checked ASCII (`incoming_id`, a UUID).
+        self.0.to_str().unwrap_or_default()
+    }
+}
 
 /// The current request's id (set by [`observe`]).
 pub fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.as_str().to_owned())
 }
 
-fn incoming_id(req: &ServiceRequest) -> Option<String> {
+/// The caller's `X-Request-Id` if well-formed (shared, not copied).
+fn incoming_id(req: &ServiceRequest) -> Option<RequestId> {
     req.headers()
         .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
         .filter(|id| {
             (1..=128).contains(&id.len())
                 && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
         })
-        .map(str::to_owned)
+        .cloned()
+        .map(RequestId)
+}
+
+/// A new id: a random UUID, formatted once into its header value.
+fn new_id() -> RequestId {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    RequestId(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
 }
 
 /// A bounded label for the method: clients may send any token as a method,
@@ -60,29 +79,28 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let id = incoming_id(&req).unwrap_or_else(new_id);
+    req.extensions_mut().insert(id.clone());
     // The route pattern, never the raw path: bounded label values, no ids.
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, method, route = %route);
+    let span = tracing::info_span!("request", request_id = id.as_str(), method, route = %route);
 
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let elapsed = started.elapsed();
 
-    let status = response.status().as_u16();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    let status = response.status();
+    response.headers_mut().insert(REQUEST_ID, id.0);
     if let Some(state) = state {
         state
             .metrics
-            .http_request(&route, method, status, elapsed.as_secs_f64());
+            .http_request(&route, method, status.as_str(), elapsed.as_secs_f64());
     }
+    let status = status.as_u16();
     let failure = response
         .response()
         .error()
