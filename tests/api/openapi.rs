@@ -183,6 +183,27 @@ mod request_rules {
         }
     }
 
+    /// A credential's name follows a tenant name's rule (`display_name`):
+    /// utoipa takes a pattern only as a literal, so the document states it
+    /// three times; they must stay one rule, which the properties above test.
+    #[test]
+    fn credential_names_state_the_tenant_name_rule() {
+        let stated = |rule: &Rule| {
+            (
+                rule.pattern.as_ref().map(|p| p.as_str().to_owned()),
+                rule.min,
+                rule.max,
+            )
+        };
+        for schema in ["CreateCredential", "CreateTenantCredential"] {
+            assert_eq!(
+                stated(&property(schema, "name")),
+                stated(&TENANT_NAME),
+                "{schema}"
+            );
+        }
+    }
+
     #[test]
     fn long_values_at_their_bounds() {
         for n in [199, 200, 201] {
