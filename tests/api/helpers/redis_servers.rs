@@ -133,14 +133,12 @@ impl RedisServer {
         self.spawn().await;
     }
 
-    /// `INFO <section>` as text.
-    pub async fn info(&self, section: &str) -> String {
-        let mut conn = self.connect().await.unwrap();
-        redis::cmd("INFO")
-            .arg(section)
-            .query_async(&mut conn)
-            .await
-            .unwrap()
+    /// `INFO <section>` as text. An error is returned, not a panic: it is
+    /// polled while the server is being reconfigured, and a Sentinel that
+    /// turns it into a replica drops its clients (`CLIENT KILL`).
+    pub async fn info(&self, section: &str) -> redis::RedisResult<String> {
+        let mut conn = self.connect().await?;
+        redis::cmd("INFO").arg(section).query_async(&mut conn).await
     }
 }
 
@@ -194,7 +192,7 @@ impl SentinelSet {
             set.replica
                 .info("replication")
                 .await
-                .contains("master_link_status:up")
+                .is_ok_and(|info| info.contains("master_link_status:up"))
         })
         .await;
         eventually(
