@@ -15,7 +15,14 @@
 //! (a failover that left the old master running); on a cluster it is any
 //! reachable node (a `PUBLISH` reaches every node), the next one in the list
 //! when the one it was on is lost.
+//!
+//! The pooled connections follow the subscription: they are closed when it
+//! is lost and again once it is back (those opened meanwhile may lead to the
+//! old master), so commands go where the subscribers listen. An announcement
+//! that reaches no subscriber, not even this instance's, is caught by
+//! `RecordCache::announce`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -38,7 +45,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Subscription {
     pub topology: Topology,
     /// Its connections are closed whenever the subscription breaks (they
-    /// most likely lead where it did).
+    /// most likely lead where it did) and once it is back.
     pub pool: RedisPool,
     /// Notified at every (re)subscription.
     pub subscribed: std::sync::Arc<tokio::sync::Notify>,
@@ -59,6 +66,9 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
     loop {
         match subscribe(&subscription, &mut resolver).await {
             Ok((node, mut sink, mut stream)) => {
+                // Connections opened while it was down may lead elsewhere;
+                // from now on they open where the Sentinels say it is.
+                subscription.pool.forget_connections();
                 local.set_live(true);
                 metrics.invalidation_channel(true);
                 backoff = MIN_BACKOFF;
@@ -227,6 +237,14 @@ impl Resolver {
     /// Under Sentinel, whether the Sentinels now name a master other than
     /// `subscribed`. An unreachable Sentinel answers no: the subscription
     /// itself is checked by its own heartbeat.
+    ///
+    /// Asked as the pool's connections and the subscription are resolved
+    /// (the master's entry, `SENTINEL MASTER`), not with
+    /// `GET-MASTER-ADDR-BY-NAME`: during a failover that one names the
+    /// promoted replica before the Sentinel switches, while new connections
+    /// still go to the old master (it stays a master until reconfigured), so
+    /// the channel would move back and forth and connections opened in
+    /// between would lead to the old master.
     async fn master_moved_from(&mut self, subscribed: &ConnectionAddr, timeout: Duration) -> bool {
         let Resolver::Sentinel {
             sentinels,
@@ -243,28 +261,36 @@ impl Resolver {
             }
             let conn = asking.as_mut().expect("set just above");
             redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg("MASTER")
                 .arg(&*master)
-                .query_async::<Option<(String, u16)>>(conn)
+                .query_async::<HashMap<String, String>>(conn)
                 .await
         })
         .await;
         match asked {
-            Ok(Ok(Some((host, port)))) => {
-                let named = ConnectionAddr::Tcp(host, port);
+            Ok(Ok(entry)) => {
+                // An entry without an address: nothing to compare.
+                let Some(named) = master_address(&entry) else {
+                    return false;
+                };
                 let moved = !same_address(&named, subscribed);
                 if moved {
                     tracing::warn!(from = %subscribed, to = %named, "the Sentinels named another master");
                 }
                 moved
             }
-            Ok(Ok(None)) => false,
             Ok(Err(_)) | Err(_) => {
                 *asking = None;
                 false
             }
         }
     }
+}
+
+/// The address in a Sentinel's entry for a master (`SENTINEL MASTER`).
+fn master_address(entry: &HashMap<String, String>) -> Option<ConnectionAddr> {
+    let port = entry.get("port")?.parse().ok()?;
+    Some(ConnectionAddr::Tcp(entry.get("ip")?.clone(), port))
 }
 
 async fn any_sentinel(sentinels: &[ConnectionInfo]) -> redis::RedisResult<MultiplexedConnection> {

@@ -109,6 +109,11 @@ impl<V: Clone + Send + Sync + 'static> LocalCache<V> {
         }
     }
 
+    /// Whether the invalidation channel is up (whatever the capacity).
+    pub fn is_live(&self) -> bool {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
     /// The invalidation channel came up (`true`) or went down (`false`):
     /// either way everything cached so far may have missed a message.
     pub fn set_live(&self, live: bool) {

@@ -46,6 +46,10 @@ pub enum CacheError {
     /// Redis failed repeatedly just now; not asked (see `breaker`).
     #[error("redis is failing; not asked for a moment (circuit open)")]
     CircuitOpen,
+    /// An announcement reached no subscriber, not even this instance's own:
+    /// the connection led to a server other than the one it listens on.
+    #[error("the announcement reached no subscriber; the connection led elsewhere")]
+    Unheard,
 }
 
 /// What the cache holds for a user.
@@ -159,12 +163,26 @@ impl RecordCache {
 
     /// Tells every instance to forget `user` locally. Call only once the
     /// user's new record (or its absence) is in Redis.
-    pub async fn announce(&self, user: UserId) -> Result<(), CacheError> {
+    ///
+    /// `listening`: this instance's own subscription is up, so on one server
+    /// or under Sentinel the announcement must reach at least that
+    /// subscriber. If it reaches none, the pooled connection leads to a server
+    /// the subscribers are not on (a master demoted but still answering, a
+    /// host name now pointing elsewhere): what was just written there is not
+    /// what the instances read, so every pooled connection is closed and the
+    /// change reported unpublished (the outbox's drain publishes it again).
+    /// On a cluster a `PUBLISH` counts only the node's own subscribers.
+    pub async fn announce(&self, user: UserId, listening: bool) -> Result<(), CacheError> {
         let mut publish = redis::cmd("PUBLISH");
         publish
             .arg(self.invalidation_channel())
             .arg(user.to_string());
-        self.query::<i64>(&publish).await.map(drop)
+        let heard: i64 = self.query(&publish).await?;
+        if heard == 0 && listening && !matches!(self.topology, Topology::Cluster { .. }) {
+            self.pool.forget_connections();
+            return Err(CacheError::Unheard);
+        }
+        Ok(())
     }
 
     pub async fn get(&self, user: UserId) -> Result<Option<Cached>, CacheError> {

@@ -18,7 +18,10 @@
 //!   (`READONLY`), is not used again; and when the Sentinels name another
 //!   master, every connection opened before is closed
 //!   (`RedisPool::forget_connections`), even one to an old master that still
-//!   answers (cut off from the Sentinels only).
+//!   answers (cut off from the Sentinels only, or just demoted by a manual
+//!   failover: it stays a master until the Sentinels reconfigure it). A
+//!   connection still opening then is dropped as it opens: its master was
+//!   named before the move.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,8 @@ type OpenedAfter = Arc<Mutex<Option<Instant>>>;
 pub struct Shared<C> {
     conn: C,
     broken: Arc<AtomicBool>,
+    /// When opening it began: the master it leads to was named then.
+    opening: Instant,
 }
 
 /// deadpool-redis's manager `M`, without the `PING` on every checkout.
@@ -56,29 +61,46 @@ where
     type Type = Shared<M::Type>;
     type Error = M::Error;
 
+    /// A connection whose opening began before the master moved may lead
+    /// to the old one (the Sentinels named it then), however late it opened:
+    /// it is dropped and another opened.
     async fn create(&self) -> Result<Self::Type, M::Error> {
-        Ok(Shared {
-            conn: self.manager.create().await?,
-            broken: Arc::default(),
-        })
+        loop {
+            let opening = Instant::now();
+            let conn = self.manager.create().await?;
+            if !self.forgotten(opening) {
+                return Ok(Shared {
+                    conn,
+                    broken: Arc::default(),
+                    opening,
+                });
+            }
+        }
     }
 
     async fn recycle(
         &self,
         shared: &mut Self::Type,
-        metrics: &deadpool::managed::Metrics,
+        _: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<M::Error> {
         use deadpool::managed::RecycleError;
         if shared.broken.load(Ordering::Relaxed) {
             return Err(RecycleError::message("a command on it failed"));
         }
-        let opened_after = *self.opened_after.lock().unwrap_or_else(|e| e.into_inner());
-        match opened_after {
-            Some(instant) if metrics.created < instant => Err(RecycleError::message(
+        if self.forgotten(shared.opening) {
+            return Err(RecycleError::message(
                 "opened before the Redis master moved",
-            )),
-            _ => Ok(()),
+            ));
         }
+        Ok(())
+    }
+}
+
+impl<M> Lean<M> {
+    /// Whether a connection whose opening began at `opening` was forgotten.
+    fn forgotten(&self, opening: Instant) -> bool {
+        let opened_after = *self.opened_after.lock().unwrap_or_else(|e| e.into_inner());
+        opened_after.is_some_and(|instant| opening < instant)
     }
 }
 
@@ -308,7 +330,10 @@ mod tests {
     }
 
     /// Which connection a checkout gets, as `checkout` takes it.
-    async fn next(pool: &Pool<Numbers>) -> (u32, Arc<AtomicBool>) {
+    async fn next<M>(pool: &Pool<M>) -> (u32, Arc<AtomicBool>)
+    where
+        M: deadpool::managed::Manager<Type = u32, Error = std::convert::Infallible>,
+    {
         let pooled = pool.get().await.unwrap();
         (pooled.conn, pooled.broken.clone())
     }
@@ -336,5 +361,54 @@ mod tests {
         *opened_after.lock().unwrap() = Some(Instant::now());
         assert_eq!(next(&pool).await.0, 3);
         assert_eq!(next(&pool).await.0, 3);
+    }
+
+    /// The master moves while the first connection is opening.
+    struct MovesWhileOpening {
+        numbers: Numbers,
+        opened_after: OpenedAfter,
+    }
+
+    impl deadpool::managed::Manager for MovesWhileOpening {
+        type Type = u32;
+        type Error = std::convert::Infallible;
+
+        async fn create(&self) -> Result<u32, Self::Error> {
+            let n = self.numbers.create().await?;
+            if n == 1 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                *self.opened_after.lock().unwrap() = Some(Instant::now());
+            }
+            Ok(n)
+        }
+
+        async fn recycle(
+            &self,
+            _: &mut u32,
+            _: &deadpool::managed::Metrics,
+        ) -> deadpool::managed::RecycleResult<Self::Error> {
+            unreachable!("Lean never asks the inner manager to recycle")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_opening_while_the_master_moves_is_not_used() {
+        let opened_after = OpenedAfter::default();
+        let manager = MovesWhileOpening {
+            numbers: Numbers::default(),
+            opened_after: opened_after.clone(),
+        };
+        let settings = PoolSettings {
+            size: 2,
+            wait: Duration::from_secs(1),
+            connect: Duration::from_secs(1),
+        };
+        let pool = build(manager, settings, &opened_after).unwrap();
+        assert_eq!(
+            next(&pool).await.0,
+            2,
+            "the one opened across the move is dropped"
+        );
+        assert_eq!(next(&pool).await.0, 2, "the next one is kept");
     }
 }

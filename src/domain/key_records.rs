@@ -342,7 +342,7 @@ impl KeyRecords {
         // Announced only once Redis has the new record: an instance that
         // reloads on the announcement must not find the old one there.
         let announced = match written {
-            Ok(()) => self.cache.announce(user).await,
+            Ok(()) => self.cache.announce(user, self.local.is_live()).await,
             Err(e) => Err(e),
         };
         // This instance forgets at once, whatever Redis did.

@@ -5,8 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
+use futures_util::StreamExt;
 use redis::AsyncCommands;
-use tenant_jwt::cache::{Cached, RecordCache};
+use tenant_jwt::cache::{CacheError, Cached, RecordCache};
 use tenant_jwt::config::MasterKeySource;
 use tenant_jwt::domain::secrets::MasterKey;
 use tenant_jwt::startup::Application;
@@ -224,4 +225,29 @@ async fn a_stale_cache_write_never_replaces_a_newer_record() {
     assert_eq!(cache.get(user).await.unwrap(), Some(Cached::Absent));
     cache.remove(user).await.unwrap();
     assert_eq!(cache.get(user).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_announcement_no_subscriber_hears_is_a_failure_while_listening() {
+    let settings = test_settings();
+    let cache = RecordCache::new(&settings.redis).unwrap();
+    let user = UserId::generate();
+
+    // This instance listens, yet nobody on that server heard it: the pooled
+    // connection leads elsewhere, and every pooled connection is closed.
+    let unheard = cache.announce(user, true).await;
+    assert!(matches!(unheard, Err(CacheError::Unheard)), "{unheard:?}");
+    assert_eq!(cache.pool().status().size, 0, "pooled connections closed");
+    // Not listening (subscription down): nobody is expected to hear it.
+    cache.announce(user, false).await.unwrap();
+
+    let client = redis::Client::open(settings.redis.url.as_str()).unwrap();
+    let mut subscriber = client.get_async_pubsub().await.unwrap();
+    subscriber
+        .subscribe(cache.invalidation_channel())
+        .await
+        .unwrap();
+    cache.announce(user, true).await.unwrap();
+    let message = subscriber.on_message().next().await.unwrap();
+    assert_eq!(message.get_payload::<String>().unwrap(), user.to_string());
 }
