@@ -3,8 +3,9 @@
 //!
 //! Layers, each using only those below it (`tests/api/architecture.rs`
 //! holds the tree to this): `types` (ids, names, the service-key
-//! credential); `config`, `metrics`, `telemetry`; storage: `db` (Postgres,
-//! the truth) and `cache` (Redis and the in-process level); `domain`
+//! credential); `config`, `metrics`, `telemetry`, `shards` (pools split by
+//! thread); storage: `db` (Postgres, the truth) and `cache` (Redis and the
+//! in-process level); `domain`
 //! (accounts, administration, sessions, secrets, tokens, verification),
 //! which owns transactions; `http` (routes, extractors, problem+json);
 //! `services` (stores opened, services wired) and `startup` (the server);
@@ -20,6 +21,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod services;
+pub mod shards;
 pub mod startup;
 pub mod telemetry;
 pub mod types;

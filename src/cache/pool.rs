@@ -106,9 +106,12 @@ impl<M> Lean<M> {
 
 type Pool<M> = deadpool::managed::Pool<Lean<M>>;
 
+/// Split by thread (`crate::shards`): a multiplexed connection's driver runs
+/// on the thread that opened it, and a command sent from another thread
+/// costs a cross-thread wake-up each way.
 #[derive(Clone)]
 pub struct RedisPool {
-    pools: Pools,
+    shards: Arc<[Pools]>,
     opened_after: OpenedAfter,
 }
 
@@ -176,21 +179,44 @@ where
         broken: pooled.broken.clone(),
     })
 }
+
 impl RedisPool {
-    /// Builds the pool; no connection is opened until one is needed.
+    /// Builds the pool: one shard for background work and one per core
+    /// (the HTTP workers), `settings.size` connections shared among them.
+    /// No connection is opened until one is needed.
     pub fn new(
         topology: &Topology,
         settings: PoolSettings,
         command_timeout: Duration,
     ) -> Result<Self, redis::RedisError> {
+        let shards = crate::shards::count();
+        let settings = PoolSettings {
+            size: crate::shards::share(settings.size, shards),
+            ..settings
+        };
         let opened_after = OpenedAfter::default();
-        let pools = match topology.clone() {
+        let shards = (0..shards)
+            .map(|_| Self::build_shard(topology, settings, command_timeout, &opened_after))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            shards,
+            opened_after,
+        })
+    }
+
+    fn build_shard(
+        topology: &Topology,
+        settings: PoolSettings,
+        command_timeout: Duration,
+        opened_after: &OpenedAfter,
+    ) -> Result<Pools, redis::RedisError> {
+        Ok(match topology.clone() {
             Topology::Standalone(info) => {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(settings.connect))
                     .set_response_timeout(Some(command_timeout));
                 let manager = deadpool_redis::Manager::new_with_config(info, config)?;
-                Pools::Standalone(build(manager, settings, &opened_after)?)
+                Pools::Standalone(build(manager, settings, opened_after)?)
             }
             Topology::Sentinel {
                 sentinels,
@@ -212,45 +238,58 @@ impl RedisPool {
                     Some(node),
                     sentinel::SentinelServerType::Master,
                 )?;
-                Pools::Sentinel(build(manager, settings, &opened_after)?)
+                Pools::Sentinel(build(manager, settings, opened_after)?)
             }
             Topology::Cluster { nodes } => {
                 let manager = cluster::Manager::new(nodes, false)?;
-                Pools::Cluster(build(manager, settings, &opened_after)?)
+                Pools::Cluster(build(manager, settings, opened_after)?)
             }
-        };
-        Ok(Self {
-            pools,
-            opened_after,
         })
     }
 
-    /// A connection to send commands on; the pooled one is free again
-    /// at once (it is multiplexed).
+    /// A connection to send commands on, from the calling thread's shard;
+    /// the pooled one is free again at once (it is multiplexed).
     pub async fn get(&self) -> Result<Checkout, PoolError<redis::RedisError>> {
-        match &self.pools {
+        match &self.shards[crate::shards::of_this_thread(self.shards.len())] {
             Pools::Standalone(pool) => checkout(pool, Connection::Single).await,
             Pools::Sentinel(pool) => checkout(pool, Connection::Single).await,
             Pools::Cluster(pool) => checkout(pool, Connection::Cluster).await,
         }
     }
 
+    /// All shards together.
     pub fn status(&self) -> Status {
-        match &self.pools {
-            Pools::Standalone(pool) => pool.status(),
-            Pools::Sentinel(pool) => pool.status(),
-            Pools::Cluster(pool) => pool.status(),
+        let mut total = Status {
+            max_size: 0,
+            size: 0,
+            available: 0,
+            waiting: 0,
+        };
+        for pools in self.shards.iter() {
+            let status = match pools {
+                Pools::Standalone(pool) => pool.status(),
+                Pools::Sentinel(pool) => pool.status(),
+                Pools::Cluster(pool) => pool.status(),
+            };
+            total.max_size += status.max_size;
+            total.size += status.size;
+            total.available += status.available;
+            total.waiting += status.waiting;
         }
+        total
     }
 
-    /// Closes every connection open now: idle ones at once, those in use as
-    /// they come back (after a failover: they may lead to the old master).
+    /// Closes every connection open now, in every shard: idle ones at once,
+    /// those in use as they come back (after a failover: they may lead to
+    /// the old master).
     pub fn forget_connections(&self) {
         *self.opened_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        match &self.pools {
-            Pools::Standalone(pool) => drop(pool.retain(|_, _| false)),
-            Pools::Sentinel(pool) => drop(pool.retain(|_, _| false)),
-            Pools::Cluster(pool) => drop(pool.retain(|_, _| false)),
+        for pools in self.shards.iter() {
+            match pools {
+                Pools::Standalone(pool) => drop(pool.retain(|_, _| false)),
+                Pools::Sentinel(pool) => drop(pool.retain(|_, _| false)),
+                Pools::Cluster(pool) => drop(pool.retain(|_, _| false)),
+            }
         }
     }
 }

@@ -28,7 +28,8 @@ pub struct SettingsArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/tenant_jwt"
     )]
     pub database_url: String,
-    /// Largest number of Postgres connections.
+    /// Largest number of Postgres connections, shared out among the pool's
+    /// shards (one for background work and one per core, at least one each).
     #[arg(
         long,
         env = "TENANT_JWT_DB_POOL_SIZE",
@@ -112,7 +113,8 @@ pub struct SettingsArgs {
     )]
     pub redis_timeout: humantime::Duration,
     /// Most Redis connections the instance keeps open (per cluster node for
-    /// a cluster); a command waits at most TENANT_JWT_REDIS_TIMEOUT for one.
+    /// a cluster), shared out among the pool's shards like the Postgres
+    /// pool's; a command waits at most TENANT_JWT_REDIS_TIMEOUT for one.
     #[arg(
         long,
         env = "TENANT_JWT_REDIS_POOL_SIZE",

@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -54,15 +55,26 @@ pub enum DbError {
 /// service goes through `run`, so none can wait on Postgres unbounded: a
 /// silent network holds no request (and no pooled connection) for longer
 /// than `timeout`.
+///
+/// The pool is split by thread (`crate::shards`): a connection's driver runs
+/// on the runtime that opened it, so each thread uses connections it opened.
 #[derive(Clone)]
 pub struct Db {
-    pool: DbPool,
+    pools: Arc<[DbPool]>,
     timeout: Duration,
 }
 
 impl Db {
-    pub fn new(pool: DbPool, timeout: Duration) -> Self {
-        Self { pool, timeout }
+    pub fn new(pools: Vec<DbPool>, timeout: Duration) -> Self {
+        Self {
+            pools: pools.into(),
+            timeout,
+        }
+    }
+
+    /// The calling thread's shard.
+    fn pool(&self) -> &DbPool {
+        &self.pools[crate::shards::of_this_thread(self.pools.len())]
     }
 
     /// Runs `work` on a pooled connection. Waiting for the connection and the
@@ -79,7 +91,7 @@ impl Db {
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let timed_out = || E::from(DbError::TimedOut(self.timeout));
-        let mut conn = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+        let mut conn = match tokio::time::timeout_at(deadline, self.pool().get()).await {
             Ok(conn) => conn.map_err(DbError::from)?,
             Err(_) => return Err(timed_out()),
         };
@@ -119,19 +131,32 @@ impl Db {
     pub async fn ping(&self, timeout: Duration) -> bool {
         use diesel_async::RunQueryDsl;
         let check = async {
-            let mut conn = self.pool.get().await.ok()?;
+            let mut conn = self.pool().get().await.ok()?;
             diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
         };
         matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
     }
 
+    /// All shards together.
     pub fn status(&self) -> deadpool::Status {
-        self.pool.status()
+        let mut total = deadpool::Status {
+            max_size: 0,
+            size: 0,
+            available: 0,
+            waiting: 0,
+        };
+        for status in self.pools.iter().map(DbPool::status) {
+            total.max_size += status.max_size;
+            total.size += status.size;
+            total.available += status.available;
+            total.waiting += status.waiting;
+        }
+        total
     }
 
     /// Closes the pool: connections are dropped as they come back.
     pub fn close(&self) {
-        self.pool.close()
+        self.pools.iter().for_each(DbPool::close)
     }
 }
 
@@ -162,14 +187,15 @@ where
     type Fut = Fut;
 }
 
-/// The pool. A pooled connection is handed out again without a test query
+/// One shard of the pool, of `size` connections. A pooled connection is
+/// handed out again without a test query
 /// (`RecyclingMethod::Fast`, not diesel-async's default `Verified`, which sent
 /// `SELECT 1` before every use: a second round trip for every one-query call,
 /// such as loading a key record on a cache miss). A connection is still
 /// dropped, not handed out, if its socket has closed (a Postgres restart) or a
 /// transaction broke on it; one that went silent is bounded by `Db::run`'s
 /// timeout, as a test query would have been.
-pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+pub fn build_pool(settings: &DatabaseSettings, size: usize) -> anyhow::Result<DbPool> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
@@ -178,7 +204,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
     );
     let timeout = Some(settings.timeout);
     Pool::builder(manager)
-        .max_size(settings.pool_size)
+        .max_size(size)
         .wait_timeout(timeout)
         .create_timeout(timeout)
         .recycle_timeout(timeout)
@@ -190,7 +216,12 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
 /// `prepare`, then a pool on the prepared database.
 pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     prepare(settings).await?;
-    Ok(Db::new(build_pool(settings)?, settings.timeout))
+    let shards = crate::shards::count();
+    let size = crate::shards::share(settings.pool_size, shards);
+    let pools = (0..shards)
+        .map(|_| build_pool(settings, size))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Db::new(pools, settings.timeout))
 }
 
 /// Whether the Postgres server answers (within the timeout), whether or not

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 1),
     ("metrics", 1),
     ("telemetry", 1),
+    ("shards", 1),
     ("db", 2),
     ("cache", 2),
     ("domain", 3),
