@@ -21,6 +21,22 @@ pub fn share(size: usize, shards: usize) -> usize {
     size.div_ceil(shards.max(1)).max(1)
 }
 
+/// The shards' pool statuses added up, as one pool's.
+pub fn total(statuses: impl Iterator<Item = deadpool::Status>) -> deadpool::Status {
+    let empty = deadpool::Status {
+        max_size: 0,
+        size: 0,
+        available: 0,
+        waiting: 0,
+    };
+    statuses.fold(empty, |sum, status| deadpool::Status {
+        max_size: sum.max_size + status.max_size,
+        size: sum.size + status.size,
+        available: sum.available + status.available,
+        waiting: sum.waiting + status.waiting,
+    })
+}
+
 /// The calling thread's shard among `shards`.
 pub fn of_this_thread(shards: usize) -> usize {
     use tokio::runtime::{Handle, RuntimeFlavor};

@@ -259,24 +259,11 @@ impl RedisPool {
 
     /// All shards together.
     pub fn status(&self) -> Status {
-        let mut total = Status {
-            max_size: 0,
-            size: 0,
-            available: 0,
-            waiting: 0,
-        };
-        for pools in self.shards.iter() {
-            let status = match pools {
-                Pools::Standalone(pool) => pool.status(),
-                Pools::Sentinel(pool) => pool.status(),
-                Pools::Cluster(pool) => pool.status(),
-            };
-            total.max_size += status.max_size;
-            total.size += status.size;
-            total.available += status.available;
-            total.waiting += status.waiting;
-        }
-        total
+        crate::shards::total(self.shards.iter().map(|pools| match pools {
+            Pools::Standalone(pool) => pool.status(),
+            Pools::Sentinel(pool) => pool.status(),
+            Pools::Cluster(pool) => pool.status(),
+        }))
     }
 
     /// Closes every connection open now, in every shard: idle ones at once,

@@ -139,19 +139,7 @@ impl Db {
 
     /// All shards together.
     pub fn status(&self) -> deadpool::Status {
-        let mut total = deadpool::Status {
-            max_size: 0,
-            size: 0,
-            available: 0,
-            waiting: 0,
-        };
-        for status in self.pools.iter().map(DbPool::status) {
-            total.max_size += status.max_size;
-            total.size += status.size;
-            total.available += status.available;
-            total.waiting += status.waiting;
-        }
-        total
+        crate::shards::total(self.pools.iter().map(DbPool::status))
     }
 
     /// Closes the pool: connections are dropped as they come back.

@@ -164,9 +164,15 @@ impl KeyRecords {
     /// The user's record, or `None` if there is no such user. A Redis failure
     /// is logged and answered from Postgres; only Postgres failing is an error.
     pub async fn load(&self, user: UserId) -> Result<Option<Arc<KeyRecord>>, DomainError> {
-        if let Some(known) = self.in_process(user) {
-            return Ok(known);
+        match self.in_process(user) {
+            Some(known) => Ok(known),
+            None => self.load_missed(user).await,
         }
+    }
+
+    /// `load` for a caller that has just missed in process memory: from
+    /// Redis or Postgres, then kept in process memory.
+    pub async fn load_missed(&self, user: UserId) -> Result<Option<Arc<KeyRecord>>, DomainError> {
         // Taken before the lower levels are read, so that an invalidation
         // arriving meanwhile keeps what they returned out of the local level.
         let ticket = self.local.ticket();

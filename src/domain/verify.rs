@@ -1,7 +1,8 @@
 //! Token verification: the hot path, called on every request of the SaaS
-//! backend. Read `Verifier::check` top to bottom (steps 1-3 are in
-//! `Unverified::read`, steps 5-6 in `TokenRules::check`, both free of I/O so
-//! that benchmarks and fuzzers can drive them):
+//! backend. Read `Verifier::verify_now` then `Verifier::verify_loaded` top to
+//! bottom (steps 1-3 are in `Unverified::read`, steps 5-6 in
+//! `TokenRules::check`, both free of I/O so that benchmarks and fuzzers can
+//! drive them):
 //!
 //! 1. shape: at most 4 KiB, three base64url segments; nothing decoded before;
 //! 2. header: `alg` exactly HS256, `kid` a decimal generation, no other
@@ -16,9 +17,10 @@
 //! 6. the claims against the record: same user, same tenant, same role, not
 //!    disabled, session not revoked.
 //!
-//! `Verifier::verify_now` runs the same steps without waiting when step 4
-//! finds the record in process memory (the hot path); `verify` falls back
-//! to `check` when it does not.
+//! `verify_now` runs them all without waiting when step 4 finds the record
+//! in process memory (the hot path); when it does not, it hands what it read
+//! to `verify_loaded`, which loads the record and goes on (`verify` is the
+//! two in turn), so nothing is read twice.
 //!
 //! Every rejection is one `DomainError::InvalidToken`; its reason is logged
 //! here and never shown to the client.
@@ -72,6 +74,14 @@ struct UnverifiedSubject<'a> {
     sub: Cow<'a, str>,
 }
 
+/// How far `Verifier::verify_now` got.
+pub enum Now {
+    /// Verified or refused.
+    Done(Result<Verified, DomainError>),
+    /// The user's record is not in process memory: `verify_loaded` goes on.
+    Load(Unverified),
+}
+
 #[derive(Clone)]
 pub struct Verifier {
     rules: TokenRules,
@@ -97,37 +107,41 @@ impl Verifier {
     /// the unverified subject, if the token had one): no span, no log line
     /// on success, so the hot path writes nothing but the access line.
     pub async fn verify(&self, token: &str) -> Result<Verified, DomainError> {
-        let outcome = match self.verify_now(token) {
-            Some(outcome) => return outcome,
-            None => self.check(token).await,
-        };
-        self.observed(token, outcome)
+        match self.verify_now(token) {
+            Now::Done(outcome) => outcome,
+            Now::Load(unverified) => self.verify_loaded(token, unverified).await,
+        }
     }
 
-    /// `verify` without waiting, when step 4 needs no I/O: the user's record
-    /// is in process memory, or the token is refused before step 4. `None`:
-    /// the record must be loaded (`verify` does). Extractors answer a token
-    /// of a cached user with a ready future through this.
-    pub fn verify_now(&self, token: &str) -> Option<Result<Verified, DomainError>> {
+    /// `verify` up to where it would wait: steps 1-3, then step 4 from
+    /// process memory and steps 5-6, or `Now::Load` when the record must be
+    /// loaded (`verify_loaded` goes on). Extractors answer a token of a
+    /// cached user with a ready future through this.
+    pub fn verify_now(&self, token: &str) -> Now {
+        // 1-3. Shape, header and the unverified subject: no I/O yet.
         let outcome = match Unverified::read(token) {
-            Ok(unverified) => {
-                let record = self.key_records.in_process(unverified.user_id)?;
-                self.against(token, unverified, record)
-            }
+            // 4. The user's key record, if process memory holds it.
+            Ok(unverified) => match self.key_records.in_process(unverified.user_id) {
+                Some(record) => self.against(token, unverified, record),
+                None => return Now::Load(unverified),
+            },
             Err(rejection) => Err(rejection.into()),
         };
-        Some(self.observed(token, outcome))
+        Now::Done(self.observed(token, outcome))
     }
 
-    async fn check(&self, token: &str) -> Result<Verified, DomainError> {
-        // 1-3. Shape, header and the unverified subject: no I/O yet.
-        let unverified = Unverified::read(token)?;
-
-        // 4. The user's key record: one cache lookup.
-        let record = self.key_records.load(unverified.user_id).await?;
-
-        // 5-6. Signature, registered claims, and the claims against the record.
-        self.against(token, unverified, record)
+    /// Step 4 from Redis or Postgres (process memory missed: `verify_now`
+    /// asked), then steps 5-6.
+    pub async fn verify_loaded(
+        &self,
+        token: &str,
+        unverified: Unverified,
+    ) -> Result<Verified, DomainError> {
+        let outcome = match self.key_records.load_missed(unverified.user_id).await {
+            Ok(record) => self.against(token, unverified, record),
+            Err(e) => Err(e),
+        };
+        self.observed(token, outcome)
     }
 
     /// Steps 5 and 6 against the user's record (`None`: no such user).

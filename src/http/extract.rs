@@ -19,7 +19,7 @@ use crate::domain::DomainError;
 use crate::domain::audit::{Actor, AuditContext};
 use crate::domain::credentials::{self, Authentication, ServiceCaller};
 use crate::domain::sessions::Client;
-use crate::domain::verify::Verified;
+use crate::domain::verify::{Now, Verified};
 use crate::types::ids::Role;
 use crate::types::scopes::Scope;
 use crate::types::service_keys::KeyDigest;
@@ -84,14 +84,15 @@ fn verify_user(req: &HttpRequest, token: Result<&str, ApiError>) -> UserFuture {
         Ok((state.verifier.verify_now(token), token, state, ip))
     });
     match now {
-        Ok((Some(Ok(verified)), ..)) => Either::Left(ready(Ok(verified))),
-        Ok((Some(refused), _, state, ip)) => {
+        Ok((Now::Done(Ok(verified)), ..)) => Either::Left(ready(Ok(verified))),
+        Ok((Now::Done(refused), _, state, ip)) => {
             Either::Right(Box::pin(async move { counted(&state, ip, refused).await }))
         }
-        Ok((None, token, state, ip)) => {
+        Ok((Now::Load(unverified), token, state, ip)) => {
             let token = token.to_owned();
             Either::Right(Box::pin(async move {
-                counted(&state, ip, state.verifier.verify(&token).await).await
+                let outcome = state.verifier.verify_loaded(&token, unverified).await;
+                counted(&state, ip, outcome).await
             }))
         }
         Err(e) => Either::Left(ready(Err(e))),
