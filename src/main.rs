@@ -4,9 +4,9 @@ use clap::Parser;
 
 /// mimalloc rather than the system allocator: a cold verification (both
 /// caches empty) took ~68 µs of CPU with glibc's malloc and ~59 with it, and a
-/// user held in process ~385 bytes against ~200; it keeps ~35 MiB more
-/// resident from the start (freed blocks kept for reuse, such as the
-/// start-up's dummy password hash). Measured in the README's benchmarks.
+/// user held in process ~385 bytes against ~200; it keeps ~20 MiB more
+/// resident (76 MiB after the first login, against 54: freed blocks are kept
+/// for reuse). Measured in the README's benchmarks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -214,10 +214,19 @@ impl PasswordHasher {
                 })
                 .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
         }
+        // On a worker, in the memory it keeps: argon2's working memory
+        // (19 MiB) is not allocated twice, once here and once there.
+        let (sent, computed) = std::sync::mpsc::channel();
+        let dummy: Job = Box::new(move |memory| {
+            let _ = sent.send(hash_blocking(&dummy_password, memory));
+        });
+        let stopped = || PasswordError::Hash("the hashing threads stopped".into());
+        jobs.send(dummy).map_err(|_| stopped())?;
+        let dummy_hash = computed.recv().map_err(|_| stopped())??;
         Ok(Self {
             jobs,
             slots: Arc::new(Semaphore::new(workers.max(1) + queue)),
-            dummy_hash: hash_blocking(&dummy_password, &mut Memory::new())?.into(),
+            dummy_hash: dummy_hash.into(),
         })
     }
 
