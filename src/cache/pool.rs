@@ -334,16 +334,25 @@ mod tests {
 
     use super::*;
 
-    /// Hands out 1, 2, 3…: which connection came back is plain to see.
+    /// Hands out 1, 2, 3…: which connection came back is plain to see. With
+    /// `moves`, the master moves while the first one is opening.
     #[derive(Default)]
-    struct Numbers(AtomicU32);
+    struct Numbers {
+        next: AtomicU32,
+        moves: Option<OpenedAfter>,
+    }
 
     impl deadpool::managed::Manager for Numbers {
         type Type = u32;
         type Error = std::convert::Infallible;
 
         async fn create(&self) -> Result<u32, Self::Error> {
-            Ok(self.0.fetch_add(1, Ordering::SeqCst) + 1)
+            let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+            if let (1, Some(opened_after)) = (n, &self.moves) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                *opened_after.lock().unwrap() = Some(Instant::now());
+            }
+            Ok(n)
         }
 
         async fn recycle(
@@ -355,11 +364,14 @@ mod tests {
         }
     }
 
+    const SETTINGS: PoolSettings = PoolSettings {
+        size: 2,
+        wait: Duration::from_secs(1),
+        connect: Duration::from_secs(1),
+    };
+
     /// Which connection a checkout gets, as `checkout` takes it.
-    async fn next<M>(pool: &Pool<M>) -> (u32, Arc<AtomicBool>)
-    where
-        M: deadpool::managed::Manager<Type = u32, Error = std::convert::Infallible>,
-    {
+    async fn next(pool: &Pool<Numbers>) -> (u32, Arc<AtomicBool>) {
         let pooled = pool.get().await.unwrap();
         (pooled.conn, pooled.broken.clone())
     }
@@ -367,12 +379,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_shared_until_one_fails_or_the_master_moves() {
         let opened_after = OpenedAfter::default();
-        let settings = PoolSettings {
-            size: 2,
-            wait: Duration::from_secs(1),
-            connect: Duration::from_secs(1),
-        };
-        let pool = build(Numbers::default(), settings, &opened_after).unwrap();
+        let pool = build(Numbers::default(), SETTINGS, &opened_after).unwrap();
         let (first, broken) = next(&pool).await;
         assert_eq!(first, 1);
         assert_eq!(next(&pool).await.0, 1, "reused, without a round trip");
@@ -389,52 +396,16 @@ mod tests {
         assert_eq!(next(&pool).await.0, 3);
     }
 
-    /// The master moves while the first connection is opening.
-    struct MovesWhileOpening {
-        numbers: Numbers,
-        opened_after: OpenedAfter,
-    }
-
-    impl deadpool::managed::Manager for MovesWhileOpening {
-        type Type = u32;
-        type Error = std::convert::Infallible;
-
-        async fn create(&self) -> Result<u32, Self::Error> {
-            let n = self.numbers.create().await?;
-            if n == 1 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                *self.opened_after.lock().unwrap() = Some(Instant::now());
-            }
-            Ok(n)
-        }
-
-        async fn recycle(
-            &self,
-            _: &mut u32,
-            _: &deadpool::managed::Metrics,
-        ) -> deadpool::managed::RecycleResult<Self::Error> {
-            unreachable!("Lean never asks the inner manager to recycle")
-        }
-    }
-
     #[tokio::test]
     async fn a_connection_opening_while_the_master_moves_is_not_used() {
         let opened_after = OpenedAfter::default();
-        let manager = MovesWhileOpening {
-            numbers: Numbers::default(),
-            opened_after: opened_after.clone(),
+        let numbers = Numbers {
+            moves: Some(opened_after.clone()),
+            ..Numbers::default()
         };
-        let settings = PoolSettings {
-            size: 2,
-            wait: Duration::from_secs(1),
-            connect: Duration::from_secs(1),
-        };
-        let pool = build(manager, settings, &opened_after).unwrap();
-        assert_eq!(
-            next(&pool).await.0,
-            2,
-            "the one opened across the move is dropped"
-        );
+        let pool = build(numbers, SETTINGS, &opened_after).unwrap();
+        let first = next(&pool).await.0;
+        assert_eq!(first, 2, "the one opened across the move is dropped");
         assert_eq!(next(&pool).await.0, 2, "the next one is kept");
     }
 }
