@@ -159,7 +159,7 @@ impl Application {
         );
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(body::read_body))
+                .wrap(from_fn(body::close_unread))
                 .wrap(from_fn(observe::observe))
                 .wrap(security_headers())
                 .app_data(app_state.clone())

@@ -1,76 +1,200 @@
-//! Request and response bodies: every body read whole, within a deadline
-//! and a size, before any handler runs (`read_body`); the bodies the OAuth
-//! RFCs send form-encoded; JSON answers that must not be cached.
+//! Request and response bodies: the extractors that read a body or a query
+//! (`Json`, `Bytes`, `Query`), each only once the caller is accepted
+//! (`gate`), whole, within a deadline and a size; the bodies the OAuth RFCs
+//! send form-encoded; JSON answers that must not be cached.
 
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::web::BytesMut;
-use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::gate::Gate;
 use super::problem::ApiError;
 
 /// Largest request body accepted, JSON or form.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// How long a request body may take to arrive (app data for `read_body`).
+/// How long a request body may take to arrive (app data for the extractors).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(pub Duration);
 
-/// Reads the request body, if it has one, before the rest of the app sees
-/// the request: all of it within `BodyTimeout` of the head (else 408, and the
-/// connection is closed, so a client that never finishes a body holds
-/// nothing for long) and at most `MAX_BODY_BYTES` (else 413). Handlers then
-/// read it from memory.
-pub async fn read_body(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+/// Marks a request whose body was read to its end.
+struct BodyRead;
+
+/// Reads the request body once its caller is accepted: all of it within
+/// `BodyTimeout` of starting (else 408) and at most `MAX_BODY_BYTES` (else
+/// 413, without reading it when the head announces more).
+async fn read(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+    Gate::passed(req).await;
     if !has_body(req.headers()) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+        return Ok(web::Bytes::new());
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge);
     }
     let timeout = req
         .app_data::<BodyTimeout>()
         .map_or(Duration::from_secs(5), |t| t.0);
-    let mut payload = req.take_payload();
-    let read = async {
-        let mut body = BytesMut::new();
+    let whole = async {
+        // The usual body arrives in one chunk: kept as it is, not copied.
+        let mut first: Option<web::Bytes> = None;
+        let mut rest = BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
+            let held = first.as_ref().map_or(0, web::Bytes::len) + rest.len();
+            if held + chunk.len() > MAX_BODY_BYTES {
                 return Err(ApiError::PayloadTooLarge);
             }
-            body.extend_from_slice(&chunk);
+            match &first {
+                None => first = Some(chunk),
+                Some(head) => {
+                    if rest.is_empty() {
+                        rest.extend_from_slice(head);
+                    }
+                    rest.extend_from_slice(&chunk);
+                }
+            }
         }
-        Ok(body.freeze())
+        Ok(match first {
+            Some(_) if !rest.is_empty() => rest.freeze(),
+            Some(only) => only,
+            None => web::Bytes::new(),
+        })
     };
-    let refused = match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(body)) => {
-            req.set_payload(Payload::from(body));
-            return next
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
-        }
-        Ok(Err(refused)) => refused,
-        Err(_) => ApiError::RequestTimeout,
-    };
-    // The rest of the body is never read: the connection cannot carry
-    // another request, so it is closed after this answer.
-    let mut response = refused.error_response();
-    response
-        .head_mut()
-        .set_connection_type(actix_web::http::ConnectionType::Close);
-    Ok(req.into_response(response).map_into_right_body())
+    let body = tokio::time::timeout(timeout, whole)
+        .await
+        .map_err(|_| ApiError::RequestTimeout)??;
+    req.extensions_mut().insert(BodyRead);
+    Ok(body)
+}
+
+/// The future of a body extractor: `parse` applied to the body once read.
+fn reading<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    parse: impl FnOnce(&HttpRequest, web::Bytes) -> Result<T, ApiError> + 'static,
+) -> LocalBoxFuture<'static, Result<T, ApiError>> {
+    let (req, payload) = (req.clone(), payload.take());
+    Box::pin(async move {
+        let body = read(&req, payload).await?;
+        parse(&req, body)
+    })
+}
+
+/// The raw body, read as `read` says.
+pub struct Bytes(pub web::Bytes);
+
+impl FromRequest for Bytes {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        reading(req, payload, |_, body| Ok(Bytes(body)))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A JSON body (`application/json` or `…+json`), read as `read` says.
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        reading(req, payload, |req, body| {
+            let json = req.mime_type().ok().flatten().is_some_and(|mime| {
+                mime.subtype() == actix_web::mime::JSON
+                    || mime.suffix() == Some(actix_web::mime::JSON)
+            });
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            serde_json::from_slice(&body)
+                .map(Json)
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        })
+    }
+}
+
+/// The query string as a `T`, read once the caller is accepted.
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            Gate::passed(&req).await;
+            web::Query::<T>::from_query(req.query_string())
+                .map(|query| Query(query.into_inner()))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
+        })
+    }
+}
+
+/// A request whose body was not read to its end (its route reads none, or
+/// reading it failed) cannot carry another: its connection is closed after
+/// the answer, so a body that never finishes holds nothing for long.
+pub async fn close_unread(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let announced = has_body(req.headers());
+    let mut response = next.call(req).await?;
+    if announced && !response.request().extensions().contains::<BodyRead>() {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// Whether the head announces a body: a non-zero length, or chunks.

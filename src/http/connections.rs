@@ -8,7 +8,7 @@
 //!   are exempt (their clients are behind one address).
 //!
 //! Slow heads are cut by actix's request timeout, slow bodies by
-//! `body::read_body`; these caps bound how many can be held meanwhile.
+//! `body::read`; these caps bound how many can be held meanwhile.
 
 use std::any::Any;
 use std::collections::HashMap;

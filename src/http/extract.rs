@@ -2,8 +2,12 @@
 //! (`Authenticated`, `ForwardedUser`), one of the SaaS backend's services
 //! (`Service<S>`), and whoever may administer a tenant (`AdminCaller<S>`),
 //! each with the scope `S` its route needs.
+//!
+//! Each decides before anything else of the request is read: one whose
+//! answer is not known at once closes the request's `Gate`, which the body
+//! extractors wait for, and opens it only when the caller is accepted.
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::marker::PhantomData;
 use std::net::IpAddr;
 
@@ -13,6 +17,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::TryFutureExt;
 use futures_util::future::{Either, LocalBoxFuture, MapOk};
 
+use super::gate::Gate;
 use super::problem::ApiError;
 use super::state::AppState;
 use crate::domain::DomainError;
@@ -70,6 +75,29 @@ async fn counted(
     Ok(outcome?)
 }
 
+/// A caller extractor's future when its answer is not known at once: the
+/// request's bodies wait until `caller` is accepted.
+fn gated<T: 'static>(
+    req: &HttpRequest,
+    caller: impl Future<Output = Result<T, ApiError>> + 'static,
+) -> LocalBoxFuture<'static, Result<T, ApiError>> {
+    let gate = Gate::close(req);
+    Box::pin(async move {
+        let caller = caller.await?;
+        gate.open();
+        Ok(caller)
+    })
+}
+
+/// A caller extractor's answer known at once; a refusal leaves the
+/// request's bodies unread (the gate stays closed).
+fn settled<T>(req: &HttpRequest, answer: Result<T, ApiError>) -> Ready<Result<T, ApiError>> {
+    if answer.is_err() {
+        Gate::close(req);
+    }
+    ready(answer)
+}
+
 /// A user's token, verified as `verify_from` does; ready at once when the
 /// token is valid and its user's record is in process memory (the hot
 /// path), else a future that loads it or counts the refusal.
@@ -86,16 +114,19 @@ fn verify_user(req: &HttpRequest, token: Result<&str, ApiError>) -> UserFuture {
     match now {
         Ok((Now::Done(Ok(verified)), ..)) => Either::Left(ready(Ok(verified))),
         Ok((Now::Done(refused), _, state, ip)) => {
-            Either::Right(Box::pin(async move { counted(&state, ip, refused).await }))
+            Either::Right(gated(
+                req,
+                async move { counted(&state, ip, refused).await },
+            ))
         }
         Ok((Now::Load(unverified), token, state, ip)) => {
             let token = token.to_owned();
-            Either::Right(Box::pin(async move {
+            Either::Right(gated(req, async move {
                 let outcome = state.verifier.verify_loaded(&token, unverified).await;
                 counted(&state, ip, outcome).await
             }))
         }
-        Err(e) => Either::Left(ready(Err(e))),
+        Err(e) => Either::Left(settled(req, Err(e))),
     }
 }
 
@@ -263,9 +294,9 @@ impl<S: RouteScope + 'static> FromRequest for Service<S> {
         });
         match checked {
             Ok((Authentication::Known(caller), state, _)) => {
-                Either::Left(ready(Self::checked(&state, caller)))
+                Either::Left(settled(req, Self::checked(&state, caller)))
             }
-            Ok((other, state, ip)) => Either::Right(Box::pin(async move {
+            Ok((other, state, ip)) => Either::Right(gated(req, async move {
                 let caller = match other {
                     Authentication::Unsure(digest) => load_key(&state, ip, digest).await?,
                     Authentication::Refused(reason) => {
@@ -277,7 +308,7 @@ impl<S: RouteScope + 'static> FromRequest for Service<S> {
                 };
                 Self::checked(&state, caller)
             })),
-            Err(e) => Either::Left(ready(Err(e))),
+            Err(e) => Either::Left(settled(req, Err(e))),
         }
     }
 }
@@ -295,8 +326,9 @@ impl<S: RouteScope + 'static> FromRequest for AdminCaller<S> {
         let credential = bearer(req).map(str::to_owned);
         let state = state(req);
         let request_id = super::observe::request_id(req);
-        let req = req.clone();
-        Box::pin(async move {
+        let caller = req.clone();
+        gated(req, async move {
+            let req = caller;
             let (credential, state) = (credential?, state?);
             let ip = state.limits.client_ip(&req);
             state.limits.check_bearer(ip)?;

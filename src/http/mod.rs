@@ -12,6 +12,7 @@ pub mod client_address;
 pub mod connections;
 pub mod extract;
 pub mod form;
+pub mod gate;
 pub mod handlers;
 pub mod limits;
 pub mod observe;

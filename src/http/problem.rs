@@ -345,7 +345,7 @@ pub enum CallerErrors {
     Unavailable(Problem<'static>),
 }
 
-/// The failures of reading a request body (`body::read_body`, the parsers).
+/// The failures of reading a request body (`body::read`, the parsers).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its derived description is used.
 pub enum BodyErrors {

@@ -7,6 +7,7 @@
 mod admin;
 mod administration;
 mod architecture;
+mod auth_first;
 mod credentials;
 mod docs;
 mod faults;

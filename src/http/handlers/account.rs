@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::sessions::{TokenResponse, token_response};
 use crate::domain::password::Password;
 use crate::domain::sessions::SessionInfo;
-use crate::http::body::no_store_json;
+use crate::http::body::{Json, no_store_json};
 use crate::http::extract::{Authenticated, SessionClient};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
@@ -40,7 +40,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     Authenticated(verified): Authenticated,
     SessionClient(client, ip): SessionClient,
-    body: web::Json<ChangePassword>,
+    body: Json<ChangePassword>,
 ) -> Result<HttpResponse, ApiError> {
     let ChangePassword {
         current_password,

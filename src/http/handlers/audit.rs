@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::audit::AuditEvent;
 use crate::domain::page::Page;
+use crate::http::body::Query;
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, CallerErrors, Problem};
 use crate::http::state::AppState;
@@ -75,7 +76,7 @@ pub async fn list(
     AdminCaller(ctx, _): AdminCaller<scope::AuditRead>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin
@@ -101,7 +102,7 @@ pub async fn list(
 pub async fn list_root(
     AdminCaller(ctx, _): AdminCaller<scope::AuditRead>,
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin

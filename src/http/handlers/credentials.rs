@@ -12,7 +12,7 @@ use super::page::PageQuery;
 use crate::domain::admin::credentials::{CreatedCredential, Credential, NewCredential};
 use crate::domain::audit::AuditContext;
 use crate::domain::page::Page;
-use crate::http::body::some_whole_number;
+use crate::http::body::{Json, Query, some_whole_number};
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors};
 use crate::http::state::AppState;
@@ -197,7 +197,7 @@ async fn create_in(
 pub async fn create(
     AdminCaller(ctx, _): Manager,
     state: web::Data<AppState>,
-    body: web::Json<CreateCredential>,
+    body: Json<CreateCredential>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new_credential(&body.name, &body.scopes, body.expires_in)?;
     create_in(&state, &ctx, body.tenant.as_deref(), new).await
@@ -219,7 +219,7 @@ pub async fn create(
 pub async fn list(
     AdminCaller(ctx, _): Manager,
     state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin
@@ -269,7 +269,7 @@ pub async fn create_in_tenant(
     AdminCaller(ctx, _): Manager,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<CreateTenantCredential>,
+    body: Json<CreateTenantCredential>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new_credential(&body.name, &body.scopes, body.expires_in)?;
     create_in(&state, &ctx, Some(&tenant), new).await
@@ -291,7 +291,7 @@ pub async fn list_in_tenant(
     AdminCaller(ctx, _): Manager,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin

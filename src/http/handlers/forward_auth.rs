@@ -5,11 +5,8 @@
 //! and no body is built. Requirements come in the query string of the auth
 //! URL the gateway is configured with.
 
-use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use actix_web::{HttpRequest, HttpResponse};
 
 use crate::domain::key_records::KeyRecord;
 use crate::http::extract::ForwardedUser;
@@ -39,30 +36,47 @@ const SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 )]
 pub struct Identity;
 
-/// What the gateway's auth URL requires of the user. An unknown parameter is
-/// a 400, so a misspelt requirement fails closed instead of being ignored.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+/// What the gateway's auth URL requires of the user, read from its query
+/// string. Gateways may pass the client's own query on (Caddy's `uri` keeps
+/// it), so parameters it does not know are ignored, and a requirement named
+/// twice keeps its strictest reading: the client can add to what the
+/// gateway asks, never take from it. A value that does not parse fails closed
+/// (400).
+#[derive(Debug, Default, PartialEq)]
 pub struct Requirements {
-    /// The least role: `admin` lets only admins through (403 for a member).
-    #[param(value_type = Option<Role>, nullable = false)]
+    /// The least role: `admin` lets only admins through.
     role: Option<Role>,
-    /// A tenant's slug: only its users pass (403 for another tenant's).
-    #[param(nullable = false)]
-    tenant: Option<String>,
+    /// Tenant slugs: the user's must be each of them.
+    tenants: Vec<String>,
 }
 
 impl Requirements {
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut requirements = Self::default();
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "role" => {
+                    let role = Role::parse(&value)?;
+                    if requirements.role != Some(Role::Admin) {
+                        requirements.role = Some(role);
+                    }
+                }
+                "tenant" => requirements.tenants.push(value.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(requirements)
+    }
+
     /// Whether the user described by `record` meets every requirement.
     pub fn allow(&self, record: &KeyRecord) -> bool {
         let role = self
             .role
             .is_none_or(|least| least == Role::Member || record.role == Role::Admin);
         let tenant = self
-            .tenant
-            .as_deref()
-            .is_none_or(|slug| slug == record.tenant_slug.as_str());
+            .tenants
+            .iter()
+            .all(|slug| slug == record.tenant_slug.as_str());
         role && tenant
     }
 }
@@ -72,10 +86,13 @@ impl Requirements {
 #[utoipa::path(
     method(get, head, post, put, patch, delete, options),
     path = "/v1/forward-auth", tag = "gateway",
-    params(Requirements),
+    params(
+        ("role" = Option<Role>, Query, nullable = false, description = "The least role: `admin` lets only admins through (403 for a member)"),
+        ("tenant" = Option<String>, Query, nullable = false, description = "A tenant's slug: only its users pass (403 for another tenant's)"),
+    ),
     responses(
         Identity,
-        (status = 400, description = "An unknown or invalid requirement in the query", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A requirement whose value does not parse (other parameters are ignored)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A valid token whose user does not meet `role` or `tenant`", body = Problem, content_type = "application/problem+json"),
         CallerErrors,
     ),
@@ -83,9 +100,10 @@ impl Requirements {
 )]
 pub async fn check(
     ForwardedUser(verified): ForwardedUser,
-    requirements: web::Query<Requirements>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let record = &verified.record;
+    let requirements = Requirements::parse(req.query_string())?;
     if !requirements.allow(record) {
         tracing::info!(user_id = %record.user_id, ?requirements, "forward-auth: requirements not met");
         return Err(ApiError::Forbidden);
@@ -137,21 +155,18 @@ mod tests {
         record
     }
 
+    fn parsed(query: &str) -> Requirements {
+        Requirements::parse(query).unwrap()
+    }
+
     #[test]
     fn requirements_are_a_least_role_and_a_tenant() {
-        let none = Requirements::default();
-        let admins = Requirements {
-            role: Some(Role::Admin),
-            tenant: None,
-        };
-        let members = Requirements {
-            role: Some(Role::Member),
-            tenant: None,
-        };
-        let acme = Requirements {
-            role: None,
-            tenant: Some("acme".into()),
-        };
+        let (none, admins, members, acme) = (
+            parsed(""),
+            parsed("role=admin"),
+            parsed("role=member"),
+            parsed("tenant=acme"),
+        );
         let (member, admin) = (user(Role::Member, "acme"), user(Role::Admin, "acme"));
         let elsewhere = user(Role::Admin, "globex");
         assert!(none.allow(&member) && none.allow(&elsewhere));
@@ -161,5 +176,37 @@ mod tests {
             "member is the least"
         );
         assert!(acme.allow(&member) && !acme.allow(&elsewhere));
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        assert_eq!(parsed("page=2&sort=desc&role=admin"), parsed("role=admin"));
+        assert_eq!(parsed("page=2"), Requirements::default());
+    }
+
+    #[test]
+    fn a_client_adding_to_the_query_cannot_loosen_it() {
+        let member = user(Role::Member, "acme");
+        for query in [
+            "role=admin&role=member",
+            "role=member&role=admin",
+            "role=admin&page=1&role=member",
+        ] {
+            assert!(
+                !parsed(query).allow(&member),
+                "{query} lets a member through"
+            );
+        }
+        let acme_admin = user(Role::Admin, "acme");
+        assert!(!parsed("tenant=globex&tenant=acme").allow(&acme_admin));
+        assert!(!parsed("tenant=acme&tenant=globex").allow(&acme_admin));
+        assert!(parsed("tenant=acme&tenant=acme").allow(&acme_admin));
+    }
+
+    #[test]
+    fn a_requirement_that_does_not_parse_fails_closed() {
+        for query in ["role=root", "role=", "role=Admin", "role=admin&role=x"] {
+            assert!(Requirements::parse(query).is_err(), "{query} parsed");
+        }
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::DomainError;
-use crate::http::body::{form_or_json, no_store_json};
+use crate::http::body::{Bytes, form_or_json, no_store_json};
 use crate::http::extract::{Service, scope};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors};
 use crate::http::state::AppState;
@@ -89,7 +89,7 @@ pub async fn introspect(
     Service(caller, _): Service<scope::Introspect>,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.check_introspection(caller.key)?;
     let request: IntrospectRequest = form_or_json(&req, &body)?;

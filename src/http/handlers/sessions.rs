@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::domain::password::Password;
 use crate::domain::sessions::TokenPair;
-use crate::http::body::{form_or_json, no_store_json};
+use crate::http::body::{Bytes, Json, form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, Service, SessionClient, scope};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};
 use crate::http::state::AppState;
@@ -65,7 +65,7 @@ pub async fn login(
     state: web::Data<AppState>,
     SessionClient(client, ip): SessionClient,
     tenant: web::Path<String>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Before any hashing: an attempt over a limit costs nothing.
@@ -97,7 +97,7 @@ pub struct RefreshRequest {
 pub async fn refresh(
     state: web::Data<AppState>,
     SessionClient(client, _): SessionClient,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .sessions
@@ -122,7 +122,7 @@ pub async fn refresh_in_tenant(
     state: web::Data<AppState>,
     SessionClient(client, _): SessionClient,
     tenant: web::Path<String>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .sessions
@@ -201,7 +201,7 @@ pub async fn revoke(
     Service(caller, _): Service<scope::Revoke>,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request: RevokeRequest = form_or_json(&req, &body)?;
     state

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::users::Tenant;
+use crate::http::body::Json;
 use crate::http::extract::{AdminCaller, Service, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
@@ -78,7 +79,7 @@ pub struct RotatedResponse {
 pub async fn create(
     Service(caller, _): Service<scope::TenantsWrite>,
     state: web::Data<AppState>,
-    body: web::Json<CreateTenant>,
+    body: Json<CreateTenant>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, name) = body.validated()?;
     let tenant = state.admin.create_tenant(slug, name).await?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::password::Password;
 use crate::domain::users::{NewUser, User, UserPatch};
-use crate::http::body::{non_null, whole_number};
+use crate::http::body::{Bytes, Json, Query, non_null, whole_number};
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};
 use crate::http::state::AppState;
@@ -99,7 +99,7 @@ pub async fn create(
     AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    body: web::Json<CreateUser>,
+    body: Json<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().validated()?;
     let user = state.admin.create_user(&ctx, &tenant, new).await?;
@@ -127,7 +127,7 @@ pub async fn list(
     AdminCaller(ctx, _): AdminCaller<scope::UsersRead>,
     state: web::Data<AppState>,
     tenant: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin
@@ -206,7 +206,7 @@ pub async fn update(
     AdminCaller(ctx, _): AdminCaller<scope::UsersWrite>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<PatchUser>,
+    body: Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, user) = path.into_inner();
     let patch = body.into_inner().validated()?;
@@ -293,7 +293,7 @@ pub async fn rotate_secret(
     AdminCaller(ctx, _): AdminCaller<scope::SecretsRotate>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, user) = path.into_inner();
     let grace = RotateRequest::parse(&body)?.grace();

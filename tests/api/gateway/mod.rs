@@ -1,11 +1,15 @@
-//! A real nginx in front of an upstream, asking the service about every
-//! request through `/v1/forward-auth` with the configuration in
-//! `examples/nginx/`, run as written (only addresses swapped).
+//! Gateways in front of an upstream, asking the service about every request
+//! through `/v1/forward-auth` with the configurations in `examples/`: nginx
+//! and Caddy run for real (`nginx`, `caddy`), with the same cases
+//! (`gateway_cases`); Traefik's and Envoy's, which cannot be installed here,
+//! are parsed and their fields that matter checked (`configs`).
+
+mod caddy;
+mod configs;
+mod nginx;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Map, Value, json};
@@ -20,20 +24,45 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// nginx, if installed (`.ci/run` installs nginx-light; CI fails without it).
-fn nginx_binary() -> Option<PathBuf> {
-    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
+/// A gateway's binary, if installed (`.ci/run` installs them; CI fails
+/// without).
+fn installed(candidates: &[&str], package: &str) -> Option<PathBuf> {
+    let found = candidates
+        .iter()
         .map(PathBuf::from)
         .find(|path| path.exists());
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "nginx is not installed; .ci/run installs nginx-light"
+            "{package} is not installed; .ci/run installs it"
         );
-        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+        eprintln!("skipped: {package} is not installed (apt-get install {package})");
     }
     found
+}
+
+/// The example configuration `file` with the documented addresses swapped
+/// for the test's: the service, the upstream and the gateway's own port.
+fn example(file: &str, app: &TestApp, upstream: u16, port: u16) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(file);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("127.0.0.1:8080", app.address.trim_start_matches("http://"))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{upstream}"))
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
+}
+
+/// Waits for a gateway to listen on `port`; `log` says why not.
+async fn listening(port: u16, log: impl Fn() -> String) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not start: {}", log());
 }
 
 /// An upstream that answers every request with the headers it received.
@@ -50,7 +79,11 @@ fn echo_upstream() -> (u16, actix_web::dev::ServerHandle) {
                     (name.as_str().to_owned(), Value::String(value))
                 })
                 .collect();
-            HttpResponse::Ok().json(json!({ "method": req.method().as_str(), "headers": headers }))
+            HttpResponse::Ok().json(json!({
+                "method": req.method().as_str(),
+                "query": req.query_string(),
+                "headers": headers,
+            }))
         }))
     })
     .workers(1)
@@ -60,78 +93,6 @@ fn echo_upstream() -> (u16, actix_web::dev::ServerHandle) {
     let handle = server.handle();
     tokio::spawn(server);
     (port, handle)
-}
-
-/// nginx running the example configuration, stopped when dropped.
-struct Nginx {
-    port: u16,
-    process: tokio::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    async fn start(binary: &Path, app: &TestApp, upstream: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx");
-        let port = free_port();
-        let service = app.address.trim_start_matches("http://");
-        for file in [
-            "tenant-jwt.conf",
-            "tenant-jwt-identity.conf",
-            "tenant-jwt-subrequest.conf",
-        ] {
-            let text = std::fs::read_to_string(examples.join(file))
-                .unwrap()
-                .replace("127.0.0.1:8080", service)
-                .replace("127.0.0.1:3000", &format!("127.0.0.1:{upstream}"))
-                .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
-                .replace("/etc/nginx/", &format!("{}/", dir.path().display()));
-            std::fs::write(dir.path().join(file), text).unwrap();
-        }
-        let root = dir.path().display();
-        let main = format!(
-            "daemon off;\nmaster_process off;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\n\
-             events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  \
-             proxy_temp_path {root}/proxy;\n  include {root}/tenant-jwt.conf;\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-        let process = tokio::process::Command::new(binary)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self {
-                    port,
-                    process,
-                    _dir: dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-        panic!("nginx did not start: {log}");
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.process.start_kill();
-    }
 }
 
 async fn call(
@@ -150,20 +111,27 @@ async fn call(
     request.send().await.unwrap()
 }
 
-#[tokio::test]
-async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
-    let Some(binary) = nginx_binary() else { return };
-    let app = spawn_app_with(test_settings()).await;
-    let (upstream, upstream_handle) = echo_upstream();
-    let nginx = Nginx::start(&binary, &app, upstream).await;
+/// A gateway under test: where it listens and what it logged.
+trait Gateway {
+    fn url(&self, path: &str) -> String;
+    fn log(&self) -> String;
+}
+
+/// What every gateway configuration must do, nginx's and Caddy's alike.
+async fn gateway_cases(app: &TestApp, gateway: &impl Gateway) {
     let client = reqwest::Client::new();
     let member = app.tenant_with_user("acme", "alice").await;
     app.create_user("acme", "root", "admin").await;
     let admin_token = app.token("acme", "root").await;
+    let get = |path: &str, token: Option<&str>| {
+        let (url, token) = (gateway.url(path), token.map(str::to_owned));
+        let client = client.clone();
+        async move { call(&client, reqwest::Method::GET, &url, token.as_deref()).await }
+    };
 
     // No token, a forged one: 401 with the challenge, nothing upstream.
-    let none = call(&client, reqwest::Method::GET, &nginx.url("/orders"), None).await;
-    assert_eq!(none.status(), 401);
+    let none = get("/orders", None).await;
+    assert_eq!(none.status(), 401, "{}", gateway.log());
     assert!(
         none.headers()["www-authenticate"]
             .to_str()
@@ -175,23 +143,9 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
         b"not-the-secret",
         "1",
     );
-    let forged = call(
-        &client,
-        reqwest::Method::GET,
-        &nginx.url("/orders"),
-        Some(&forged),
-    )
-    .await;
-    assert_eq!(forged.status(), 401);
+    assert_eq!(get("/orders", Some(&forged)).await.status(), 401);
     let garbage = format!("{}.{}.x", b64(&json!({"alg": "none"})), b64(&json!({})));
-    let garbage = call(
-        &client,
-        reqwest::Method::GET,
-        &nginx.url("/"),
-        Some(&garbage),
-    )
-    .await;
-    assert_eq!(garbage.status(), 401);
+    assert_eq!(get("/", Some(&garbage)).await.status(), 401);
 
     // A valid token: through, for any method, with the identity overwriting
     // what the client sent.
@@ -200,14 +154,9 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
         reqwest::Method::POST,
         reqwest::Method::DELETE,
     ] {
-        let response = call(
-            &client,
-            method.clone(),
-            &nginx.url("/orders/7"),
-            Some(&member.token),
-        )
-        .await;
-        assert_eq!(response.status(), 200, "{method}: {}", nginx.error_log());
+        let url = gateway.url("/orders/7");
+        let response = call(&client, method.clone(), &url, Some(&member.token)).await;
+        assert_eq!(response.status(), 200, "{method}: {}", gateway.log());
         let echoed: Value = response.json().await.unwrap();
         assert_eq!(echoed["method"], method.as_str());
         let headers = &echoed["headers"];
@@ -226,23 +175,24 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
         );
     }
 
-    // An admin-only location: a member is refused, an admin passes.
-    let refused = call(
-        &client,
-        reqwest::Method::GET,
-        &nginx.url("/admin/users"),
-        Some(&member.token),
-    )
-    .await;
-    assert_eq!(refused.status(), 403);
-    let admitted = call(
-        &client,
-        reqwest::Method::GET,
-        &nginx.url("/admin/users"),
-        Some(&admin_token),
-    )
-    .await;
-    assert_eq!(admitted.status(), 200);
+    // A client URL with a query string: through, the query upstream as sent.
+    let paged = get("/api/orders?page=2&sort=desc", Some(&member.token)).await;
+    assert_eq!(paged.status(), 200, "a query string: {}", gateway.log());
+    let echoed: Value = paged.json().await.unwrap();
+    assert_eq!(echoed["query"], "page=2&sort=desc");
+
+    // An admin-only location: a member is refused, whatever the client adds
+    // to its own URL; an admin passes.
+    for path in [
+        "/admin/users",
+        "/admin/users?role=member",
+        "/admin/users?page=1&role=member&tenant=acme",
+    ] {
+        let refused = get(path, Some(&member.token)).await;
+        assert_eq!(refused.status(), 403, "a member at {path}");
+    }
+    let admitted = get("/admin/users?page=2", Some(&admin_token)).await;
+    assert_eq!(admitted.status(), 200, "{}", gateway.log());
     let echoed: Value = admitted.json().await.unwrap();
     assert_eq!(echoed["headers"]["x-auth-role"], "admin");
 
@@ -258,14 +208,7 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
         .await
         .unwrap();
     assert_eq!(rotated.status(), 200);
-    let after = call(
-        &client,
-        reqwest::Method::GET,
-        &nginx.url("/orders"),
-        Some(&member.token),
-    )
-    .await;
-    assert_eq!(after.status(), 401);
+    assert_eq!(get("/orders", Some(&member.token)).await.status(), 401);
     assert_eq!(
         app.counter(
             r#"tenant_jwt_http_requests_total{method="GET",route="/v1/forward-auth",status="200"}"#
@@ -275,7 +218,6 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
         Some(true),
         "gateway checks are counted under their own route"
     );
-    upstream_handle.stop(true).await;
 }
 
 #[tokio::test]
@@ -309,14 +251,24 @@ async fn forward_auth_reads_the_configured_cookie_and_checks_the_tenant() {
         elsewhere.headers()["content-type"],
         "application/problem+json"
     );
+    // Gateways may pass the client's query on: what the service does not
+    // know is ignored, and the client cannot loosen what the gateway set.
+    let status = |query: &'static str| {
+        let cookie = with_cookie.clone();
+        async move { check(query, cookie).await.unwrap().status() }
+    };
+    assert_eq!(status("?page=2&sort=desc").await, 200, "unknown: ignored");
     assert_eq!(
-        check("?rol=admin", with_cookie.clone())
-            .await
-            .unwrap()
-            .status(),
-        400,
-        "a misspelt requirement fails closed"
+        status("?role=admin&page=2&role=member").await,
+        403,
+        "a client's own role=member does not undo the gateway's role=admin"
     );
+    assert_eq!(
+        status("?tenant=acme&tenant=globex").await,
+        403,
+        "every tenant named must be the user's"
+    );
+    assert_eq!(status("?role=root").await, 400, "a bad value fails closed");
     // Envoy's form: the original path and query after the prefix, ignored.
     let envoy = app
         .client
