@@ -3,10 +3,10 @@
 //! re-sealed in batches by `keys rewrap`.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Int8, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bytea, Int8, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::schema::{master_key_check, user_secrets};
+use super::schema::master_key_check;
 use crate::types::ids::{Generation, UserId};
 
 /// The key-id header of a sealed value in hex, or NULL for a value without
@@ -75,16 +75,25 @@ pub async fn claim_not_sealed_under(
     .await
 }
 
-pub async fn replace_secret(
+/// Replaces the ciphertexts of the given secrets, `(user, generation,
+/// ciphertext)` each, in one statement.
+pub async fn replace_secrets(
     conn: &mut AsyncPgConnection,
-    user: UserId,
-    generation: Generation,
-    ciphertext: &[u8],
+    resealed: &[(UserId, Generation, Vec<u8>)],
 ) -> QueryResult<usize> {
-    diesel::update(user_secrets::table.find((user, generation)))
-        .set(user_secrets::ciphertext.eq(ciphertext))
-        .execute(conn)
-        .await
+    let users: Vec<UserId> = resealed.iter().map(|r| r.0).collect();
+    let generations: Vec<Generation> = resealed.iter().map(|r| r.1).collect();
+    let ciphertexts: Vec<&[u8]> = resealed.iter().map(|r| r.2.as_slice()).collect();
+    diesel::sql_query(
+        "UPDATE user_secrets AS s SET ciphertext = v.ciphertext \
+         FROM unnest($1::uuid[], $2::int8[], $3::bytea[]) AS v(user_id, generation, ciphertext) \
+         WHERE s.user_id = v.user_id AND s.generation = v.generation",
+    )
+    .bind::<Array<SqlUuid>, _>(users)
+    .bind::<Array<Int8>, _>(generations)
+    .bind::<Array<Bytea>, _>(ciphertexts)
+    .execute(conn)
+    .await
 }
 
 pub async fn check_value(conn: &mut AsyncPgConnection) -> QueryResult<Option<Vec<u8>>> {

@@ -2,7 +2,8 @@
 //! that the listed keys open everything stored, and the re-sealing of every
 //! stored value under the first listed key (`tenant-jwt keys status|rewrap`).
 //!
-//! Rewrapping goes in bounded batches, each in a transaction of its own that
+//! Rewrapping goes in bounded batches (a page read, re-sealed in memory and
+//! written back with one statement), each in a transaction of its own that
 //! locks its rows (`FOR UPDATE SKIP LOCKED`), so instances keep serving and a
 //! run interrupted anywhere resumes where it stopped: it only ever picks what
 //! is not yet under the first key. A secret's plaintext never changes, so
@@ -16,7 +17,7 @@ use crate::db::{self, Db};
 use crate::types::ids::{Generation, UserId};
 
 /// Values re-sealed per transaction.
-pub const REWRAP_BATCH: i64 = 500;
+pub const REWRAP_BATCH: i64 = 2_000;
 /// Passes over the table before giving up on rows kept locked by others.
 const MAX_PASSES: usize = 5;
 
@@ -159,12 +160,15 @@ pub async fn rewrap(
                     let claimed =
                         db::sealed::claim_not_sealed_under(conn, &header, after, REWRAP_BATCH)
                             .await?;
-                    for secret in &claimed {
-                        let (user, generation) = (secret.user_id, secret.generation);
-                        let plain = master_key.unseal(user, generation, &secret.ciphertext)?;
-                        let sealed = master_key.seal(user, generation, &plain)?;
-                        db::sealed::replace_secret(conn, user, generation, &sealed).await?;
-                    }
+                    let resealed = claimed
+                        .iter()
+                        .map(|secret| {
+                            let (user, generation) = (secret.user_id, secret.generation);
+                            let plain = master_key.unseal(user, generation, &secret.ciphertext)?;
+                            Ok((user, generation, master_key.seal(user, generation, &plain)?))
+                        })
+                        .collect::<Result<Vec<_>, DomainError>>()?;
+                    db::sealed::replace_secrets(conn, &resealed).await?;
                     let last = claimed.last().map(|s| (s.user_id, s.generation));
                     Ok::<_, DomainError>((claimed.len() as u64, last))
                 })
