@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tenant_jwt::cache::local::LocalCache;
-use tenant_jwt::domain::key_records::KeyRecord;
 use tenant_jwt::domain::sample;
-use tenant_jwt::domain::verify::Unverified;
+use tenant_jwt::domain::tokens::key_records::KeyRecord;
+use tenant_jwt::domain::tokens::verify::Unverified;
 use tenant_jwt::types::ids::UserId;
 
 fn verify_path(c: &mut Criterion) {

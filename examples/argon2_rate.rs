@@ -19,7 +19,7 @@ fn main() {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let argon2 = tenant_jwt::domain::password::argon2id();
+                    let argon2 = tenant_jwt::domain::accounts::hashing::argon2id();
                     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
                     let mut done = 0u64;
                     while Instant::now() < deadline {

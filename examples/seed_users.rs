@@ -17,9 +17,9 @@ use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tenant_jwt::cli::Cli;
 use tenant_jwt::db::{self, schema};
-use tenant_jwt::domain::key_records::{KeyRecord, SealedGeneration};
-use tenant_jwt::domain::secrets::UserSecret;
-use tenant_jwt::domain::tokens::Issuer;
+use tenant_jwt::domain::keys::secrets::UserSecret;
+use tenant_jwt::domain::tokens::claims::Issuer;
+use tenant_jwt::domain::tokens::key_records::{KeyRecord, SealedGeneration};
 use tenant_jwt::services::open_master_key;
 use tenant_jwt::types::ids::{Generation, Role, SessionId, TenantSlug, UserId, Username};
 
@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .expect("tenant `bench` exists");
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    let password_hash = tenant_jwt::domain::password::argon2id()
+    let password_hash = tenant_jwt::domain::accounts::hashing::argon2id()
         .hash_password(b"bench-password-1", &salt)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .to_string();

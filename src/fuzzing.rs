@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 
 use crate::domain::sample::{self, Signed};
-use crate::domain::verify::Unverified;
+use crate::domain::tokens::verify::Unverified;
 use crate::http::body::parse_form_or_json;
 use crate::http::handlers::{introspect, sessions, tenants, users};
 use crate::http::problem::{ApiError, json_error};

@@ -9,18 +9,18 @@ use crate::cache::RecordCache;
 use crate::cache::local::LocalCache;
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, Db};
-use crate::domain::accounts::Accounts;
+use crate::domain::accounts::hashing::PasswordHasher;
+use crate::domain::accounts::login::Accounts;
+use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
 use crate::domain::credentials::Credentials;
-use crate::domain::key_records::{KeyRecords, LocalRecords};
-use crate::domain::keys;
-use crate::domain::password::PasswordHasher;
-use crate::domain::propagation::Propagation;
-use crate::domain::secrets::KeyId;
-use crate::domain::secrets::MasterKey;
-use crate::domain::sessions::Sessions;
-use crate::domain::tokens::Issuer;
-use crate::domain::verify::Verifier;
+use crate::domain::keys::rewrap;
+use crate::domain::keys::secrets::KeyId;
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::tokens::claims::Issuer;
+use crate::domain::tokens::key_records::{KeyRecords, LocalRecords};
+use crate::domain::tokens::propagation::Propagation;
+use crate::domain::tokens::verify::Verifier;
 use crate::metrics::Metrics;
 
 /// What every command that touches users needs: the prepared database, the
@@ -128,8 +128,8 @@ impl Services {
     /// in-process level; changes are still announced to every instance.
     pub async fn for_command(settings: &Settings) -> anyhow::Result<Self> {
         let stores = Stores::open(settings).await?;
-        let hasher = PasswordHasher::new(1, 8)?;
         let metrics = Metrics::new();
+        let hasher = PasswordHasher::new(1, 8, &metrics)?;
         Ok(Self::wire(
             settings,
             &stores,
@@ -178,7 +178,7 @@ pub async fn open_master_key(source: &MasterKeySource, pool: &Db) -> anyhow::Res
             ),
         }
     }
-    keys::check_listed_keys_open_everything(pool, &key)
+    rewrap::check_listed_keys_open_everything(pool, &key)
         .await
         .map_err(|e| anyhow::anyhow!("{e}; refusing to start"))?;
     Ok(key)

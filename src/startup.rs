@@ -19,10 +19,10 @@ use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, RecordCache, invalidation};
 use crate::config::Settings;
 use crate::db;
+use crate::domain::accounts::hashing::PasswordHasher;
+use crate::domain::accounts::sessions::Sessions;
 use crate::domain::error::ErrorChain;
-use crate::domain::password::PasswordHasher;
-use crate::domain::propagation::Propagation;
-use crate::domain::sessions::Sessions;
+use crate::domain::tokens::propagation::Propagation;
 use crate::http::body::{self, BodyTimeout};
 use crate::http::connections;
 use crate::http::handlers::health::StartupChecks;
@@ -145,6 +145,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
+        let http_metrics = web::Data::from(state.metrics.area::<observe::HttpMetrics>());
         let body_timeout = BodyTimeout(settings.http.body_timeout);
         let workers = match settings.http.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -163,6 +164,7 @@ impl Application {
                 .wrap(from_fn(observe::observe))
                 .wrap(security_headers())
                 .app_data(app_state.clone())
+                .app_data(http_metrics.clone())
                 .app_data(body_timeout)
                 .configure(routes::configure)
         })
@@ -280,7 +282,8 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         );
     }
     let metrics = Metrics::new();
-    let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue)?;
+    metrics.area::<crate::telemetry::LogMetrics>();
+    let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue, &metrics)?;
     let local = LocalCache::new(settings.redis.local.capacity, settings.redis.local.ttl);
     background.spawn(invalidation::run(
         stores.cache.subscription(settings.redis.local.heartbeat),
@@ -334,7 +337,7 @@ async fn prune_limits(state: web::Data<AppState>) {
 }
 
 /// Deletes expired refresh tokens and sessions every `interval`.
-/// Finishes what instances left undone (see `domain::propagation`): drains
+/// Finishes what instances left undone (see `domain::tokens::propagation`): drains
 /// the outbox every second (at once at start-up), replays the last minute at
 /// every (re)subscription to Redis, prunes published rows every minute.
 async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify>) {

@@ -54,6 +54,26 @@ pub fn dropped_log_lines() -> u64 {
     WRITER.get().map_or(0, BatchedStderr::dropped_lines)
 }
 
+/// Log lines dropped, caught up from the writer's count at each rendering.
+pub struct LogMetrics {
+    dropped: prometheus::IntCounter,
+}
+
+impl crate::metrics::Area for LogMetrics {
+    fn register(metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            dropped: metrics.counter(
+                "log_lines_dropped_total",
+                "Log lines dropped because the log writer thread fell behind (in this process)",
+            ),
+        }
+    }
+
+    fn refresh(&self) {
+        crate::metrics::catch_up(&self.dropped, dropped_log_lines());
+    }
+}
+
 /// Installs the global subscriber, writing to standard error from a thread
 /// of its own. Keep the guard until exit: dropping it writes what waits.
 pub fn init(format: LogFormat) -> std::io::Result<FlushOnDrop> {

@@ -31,6 +31,7 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::{ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
 use super::local::LocalCache;
+use super::metrics::CacheMetrics;
 use super::pool::RedisPool;
 use super::topology::Topology;
 use crate::metrics::Metrics;
@@ -61,6 +62,7 @@ pub async fn run<V: Clone + Send + Sync + 'static>(
     local: LocalCache<V>,
     metrics: Metrics,
 ) {
+    let metrics = metrics.area::<CacheMetrics>();
     let mut backoff = MIN_BACKOFF;
     let mut resolver = Resolver::new(&subscription.topology);
     loop {
@@ -127,7 +129,7 @@ async fn listen<V: Clone + Send + Sync + 'static>(
     node: &ConnectionAddr,
     (sink, stream): (&mut PubSubSink, &mut PubSubStream),
     local: &LocalCache<V>,
-    metrics: &Metrics,
+    metrics: &CacheMetrics,
 ) -> &'static str {
     let mut heartbeat = tokio::time::interval(s.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -20,6 +20,7 @@ pub mod breaker;
 pub mod budgets;
 pub mod invalidation;
 pub mod local;
+pub mod metrics;
 pub mod pool;
 pub mod topology;
 

@@ -4,13 +4,13 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use crate::config::Settings;
-use crate::domain::keys;
+use crate::domain::keys::rewrap;
 use crate::services::Stores;
 
 /// What each listed key sealed, as JSON.
 pub async fn status(settings: &Settings) -> anyhow::Result<serde_json::Value> {
     let stores = Stores::open(settings).await?;
-    let status = keys::status(&stores.pool, &stores.master_key).await?;
+    let status = rewrap::status(&stores.pool, &stores.master_key).await?;
     let retired = status.no_longer_needed();
     let listed: Vec<_> = status
         .listed
@@ -40,7 +40,7 @@ pub async fn rewrap(settings: &Settings) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let mut shown_tenth = None;
-    let done = keys::rewrap(&stores.pool, &stores.master_key, |done, total| {
+    let done = rewrap::rewrap(&stores.pool, &stores.master_key, |done, total| {
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
         let fraction = if total == 0 {
             1.0
@@ -69,7 +69,7 @@ pub async fn rewrap(settings: &Settings) -> anyhow::Result<serde_json::Value> {
         eprintln!();
     }
     let seconds = started.elapsed().as_secs_f64();
-    let status = keys::status(&stores.pool, &stores.master_key).await?;
+    let status = rewrap::status(&stores.pool, &stores.master_key).await?;
     Ok(serde_json::json!({
         "sealing_key_id": stores.master_key.sealing_id().to_string(),
         "rewrapped": done.secrets,

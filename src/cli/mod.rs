@@ -11,12 +11,12 @@ use zeroize::Zeroizing;
 
 use crate::config::Settings;
 use crate::db;
+use crate::domain::accounts::password::Password;
+use crate::domain::accounts::users::{NewUser, UserPatch};
 use crate::domain::admin::credentials::NewCredential;
 use crate::domain::admin::{self, Admin};
 use crate::domain::audit::AuditContext;
 use crate::domain::page;
-use crate::domain::password::Password;
-use crate::domain::users::{NewUser, UserPatch};
 use crate::services::Services;
 use crate::startup::Application;
 use crate::types::ids::{CredentialId, CredentialName, Role, TenantName, TenantSlug, Username};

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod master_key_check;
+pub mod metrics;
 pub mod outbox;
 pub mod page;
 pub mod schema;

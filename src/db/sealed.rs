@@ -10,7 +10,7 @@ use super::schema::master_key_check;
 use crate::types::ids::{Generation, UserId};
 
 /// The key-id header of a sealed value in hex, or NULL for a value without
-/// one (sealed before key ids): see `domain::secrets`.
+/// one (sealed before key ids): see `domain::keys::secrets`.
 const KEY_ID_SQL: &str = "CASE WHEN length(ciphertext) = 84 AND substring(ciphertext from 1 for 4) = '\\x746a6b31'::bytea \
      THEN encode(substring(ciphertext from 5 for 8), 'hex') END";
 

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::error::DomainError;
 use crate::db;
+use crate::domain::error::DomainError;
 use crate::types::ids::{CredentialId, TenantId, UserId};
 use crate::types::scopes::Scopes;
 use crate::types::service_keys::ServiceKeyId;

@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::audit::Actor;
-use super::error::DomainError;
 use crate::db::{self, Db};
-use crate::metrics::Metrics;
+use crate::domain::audit::Actor;
+use crate::domain::error::DomainError;
+use crate::metrics::{Area, Metrics};
 use crate::types::ids::CredentialId;
 use crate::types::scopes::Scopes;
 use crate::types::service_keys::{KeyDigest, ServiceKeyId, ServiceKeys, is_stored_key};
@@ -75,6 +75,35 @@ struct Grant {
     noted_at: AtomicI64,
 }
 
+/// Service calls refused, credentials read from Postgres, and whether the
+/// cached credentials are known current.
+pub struct CredentialMetrics {
+    refusals: prometheus::IntCounterVec,
+    loads: prometheus::IntCounterVec,
+    fresh: prometheus::IntGauge,
+}
+
+impl Area for CredentialMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        Self {
+            refusals: metrics.counter_vec(
+                "service_auth_refusals_total",
+                "Service calls refused by reason: unknown_service_key, expired_credential, insufficient_scope",
+                &["reason"],
+            ),
+            loads: metrics.counter_vec(
+                "service_credential_loads_total",
+                "Stored service credentials looked up in Postgres (not cached in process), by result: found, not_found",
+                &["result"],
+            ),
+            fresh: metrics.gauge(
+                "service_credential_cache_fresh",
+                "1 while this instance's cached service credentials are known current (Postgres read within the last second)",
+            ),
+        }
+    }
+}
+
 /// Service authentication, shared by every worker.
 #[derive(Clone)]
 pub struct Credentials {
@@ -83,7 +112,7 @@ pub struct Credentials {
     cache: Arc<Cache>,
     /// Credentials used since `watch` last wrote `last_used_at`.
     used: Arc<Mutex<HashSet<CredentialId>>>,
-    metrics: Metrics,
+    metrics: Arc<CredentialMetrics>,
 }
 
 impl Credentials {
@@ -93,7 +122,7 @@ impl Credentials {
             root,
             cache: Arc::new(Cache::new()),
             used: Arc::default(),
-            metrics,
+            metrics: metrics.area(),
         }
     }
 
@@ -130,7 +159,8 @@ impl Credentials {
             .db
             .query(async |conn| db::credentials::find_live_by_digest(conn, digest.as_bytes()).await)
             .await?;
-        self.metrics.credential_loaded(row.is_some());
+        let result = if row.is_some() { "found" } else { "not_found" };
+        self.metrics.loads.with_label_values(&[result]).inc();
         let grant = row.map(|row| {
             Arc::new(Grant {
                 caller: ServiceCaller {
@@ -155,7 +185,7 @@ impl Credentials {
     /// Counts a refused service call by reason (`authenticate`'s, `load`'s,
     /// or a scope the caller lacks).
     pub fn refused(&self, reason: &'static str) {
-        self.metrics.service_refused(reason);
+        self.metrics.refusals.with_label_values(&[reason]).inc();
     }
 
     /// Forgets every cached credential: after a change on this instance, so
@@ -199,7 +229,7 @@ impl Credentials {
                 }
                 Err(_) => {}
             }
-            self.metrics.credential_cache_fresh(self.cache.trusted());
+            self.metrics.fresh.set(i64::from(self.cache.trusted()));
             self.note_uses().await;
         }
     }

@@ -11,9 +11,9 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::password::PasswordError;
-use super::secrets::SecretError;
 use crate::db::DbError;
+use crate::domain::accounts::password::PasswordError;
+use crate::domain::keys::secrets::SecretError;
 use crate::types::ids::InvalidInput;
 use crate::types::scopes::Scope;
 

@@ -1,31 +1,28 @@
-//! The domain layer: accounts, administration, sessions, secrets, tokens and
-//! their verification. It owns transactions and calls storage (`db`,
-//! `cache`); it knows nothing of HTTP.
+//! The domain layer: what tenant-jwt does, apart from HTTP and storage. It
+//! owns transactions and calls storage (`db`, `cache`); it knows nothing of
+//! HTTP. One folder per capability, each with a module doc saying what it
+//! owns, so the tree reads like the feature list:
 //!
-//! Read bottom-up: `error`, `secrets`, `password` and `page` stand alone;
-//! `key_records` (what verification needs of a user) and `tokens` build on
-//! them; `verify` is the hot path; `users`, `audit` and `rotation` are the
-//! shared pieces of every change; `sessions`, `accounts` (login) and `admin`
-//! are the services the HTTP edge and the CLI call.
+//! - `keys`: the master key, per-user secrets sealed under it, its rotation;
+//! - `tokens`: access tokens, key records, verification (the hot path),
+//!   secret rotation and its propagation to every instance;
+//! - `accounts`: users, passwords, sessions and login;
+//! - `credentials`: who a service call comes from (root keys, stored
+//!   credentials);
+//! - `admin`: tenant administration, for services and tenant admins.
+//!
+//! Shared by all of them: `error` (the layer's one error type), `audit` (who
+//! acted, written with each change) and `page` (keyset pagination).
 
 pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod credentials;
 pub mod error;
-pub mod key_file;
-pub mod key_records;
 pub mod keys;
 pub mod page;
-pub mod password;
-pub mod propagation;
-pub mod rotation;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod sample;
-pub mod secrets;
-pub mod sessions;
 pub mod tokens;
-pub mod users;
-pub mod verify;
 
 pub use error::DomainError;

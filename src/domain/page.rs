@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
-use super::error::DomainError;
 use crate::db::page::Keyset;
+use crate::domain::error::DomainError;
 use crate::types::ids::InvalidInput;
 
 /// Largest page of a listing; larger requests are capped.

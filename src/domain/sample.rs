@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::key_records::{KeyRecord, SealedGeneration};
-use super::secrets::{MasterKey, UserSecret};
-use super::tokens::Issuer;
-use super::verify::TokenRules;
 use crate::config::TokenSettings;
+use crate::domain::keys::secrets::{MasterKey, UserSecret};
+use crate::domain::tokens::claims::Issuer;
+use crate::domain::tokens::key_records::{KeyRecord, SealedGeneration};
+use crate::domain::tokens::verify::TokenRules;
 use crate::types::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 
 pub struct Signed {

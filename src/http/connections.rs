@@ -19,7 +19,9 @@ use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use ipnet::IpNet;
 
-use crate::metrics::Metrics;
+use prometheus::{IntCounter, IntCounterVec};
+
+use crate::metrics::{Area, Metrics, catch_up};
 
 /// Descriptors kept back from client connections: pools, key file, logs,
 /// the listener, and a margin.
@@ -60,13 +62,41 @@ pub fn instance_cap(setting: usize, fd_limit: u64) -> usize {
     usize::try_from(free).unwrap_or(usize::MAX)
 }
 
+/// Connections refused at a cap, and those the HTTP layer closed for a
+/// fault of the client's (counted process-wide where actix logs them).
+pub struct ConnectionMetrics {
+    refused: IntCounterVec,
+    errors: IntCounter,
+}
+
+impl Area for ConnectionMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        Self {
+            refused: metrics.counter_vec(
+                "connections_refused_total",
+                "Client connections closed as they were accepted, by cap",
+                &["cap"],
+            ),
+            errors: metrics.counter(
+                "http_connection_errors_total",
+                "Client connections the HTTP layer closed for a malformed or oversized head, \
+                 a timeout or a broken stream (in this process)",
+            ),
+        }
+    }
+
+    fn refresh(&self) {
+        catch_up(&self.errors, crate::telemetry::connection_errors());
+    }
+}
+
 /// Open connections per client address.
 #[derive(Clone)]
 pub struct PerAddressCap {
     max: usize,
     exempt: Arc<[IpNet]>,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    metrics: Metrics,
+    metrics: Arc<ConnectionMetrics>,
 }
 
 impl PerAddressCap {
@@ -76,7 +106,7 @@ impl PerAddressCap {
             max,
             exempt: exempt.into(),
             open: Arc::default(),
-            metrics,
+            metrics: metrics.area(),
         }
     }
 
@@ -101,7 +131,10 @@ impl PerAddressCap {
                 cap: self.clone(),
             });
         } else {
-            self.metrics.connection_refused("per_address");
+            self.metrics
+                .refused
+                .with_label_values(&["per_address"])
+                .inc();
             let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
         }
     }

@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
@@ -36,7 +36,7 @@ use ipnet::IpNet;
 use crate::cache::CacheError;
 use crate::cache::budgets::{Budget, Budgets, Taken};
 use crate::config::LimitSettings;
-use crate::metrics::Metrics;
+use crate::metrics::{Area, Metrics};
 use crate::types::service_keys::ServiceKeyId;
 
 /// Longest username or tenant name part of an account key; longer input is
@@ -60,12 +60,40 @@ pub struct Limits {
     introspections: DefaultKeyedRateLimiter<ServiceKeyId>,
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
-    metrics: Metrics,
+    metrics: Arc<LimitMetrics>,
     /// The cluster-wide budgets; `None`: this instance's limiters only.
     shared: Option<Budgets>,
     settings: LimitSettings,
     /// Whether the last shared check could not ask Redis.
     degraded: AtomicBool,
+}
+
+/// Requests refused by a limit, and limit checks made without Redis.
+pub struct LimitMetrics {
+    rate_limited: prometheus::IntCounterVec,
+    degraded: prometheus::IntCounter,
+}
+
+impl Area for LimitMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        Self {
+            rate_limited: metrics.counter_vec(
+                "rate_limited_total",
+                "Requests refused by a rate limit, by limit",
+                &["limit"],
+            ),
+            degraded: metrics.counter(
+                "rate_limit_degraded_total",
+                "Limit checks this instance made alone because Redis could not be asked",
+            ),
+        }
+    }
+}
+
+impl LimitMetrics {
+    fn rate_limited(&self, limit: &str) {
+        self.rate_limited.with_label_values(&[limit]).inc();
+    }
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -93,7 +121,7 @@ impl Limits {
             )),
             trusted_proxies: settings.trusted_proxies.clone(),
             clock: DefaultClock::default(),
-            metrics,
+            metrics: metrics.area(),
             shared,
             settings: settings.clone(),
             degraded: AtomicBool::new(false),
@@ -254,7 +282,7 @@ impl Limits {
     }
 
     fn note_degraded(&self, error: &CacheError) {
-        self.metrics.limit_degraded();
+        self.metrics.degraded.inc();
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(%error, "shared rate limits unavailable; limiting per instance");
         }

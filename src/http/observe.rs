@@ -11,10 +11,46 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
+use prometheus::{HistogramVec, IntCounterVec};
 use tracing::Instrument;
 
 use super::problem::ApiError;
-use super::state::AppState;
+use crate::metrics::{Area, Metrics};
+
+/// Requests by route, method and status, and their latency.
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl Area for HttpMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let labels = &["route", "method", "status"];
+        Self {
+            requests: metrics.counter_vec(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+                labels,
+            ),
+            duration: metrics.histogram_vec(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+                labels,
+            ),
+        }
+    }
+}
+
+impl HttpMetrics {
+    fn request(&self, route: &str, method: &str, status: &str, seconds: f64) {
+        let labels = [route, method, status];
+        self.requests.with_label_values(&labels).inc();
+        self.duration.with_label_values(&labels).observe(seconds);
+    }
+}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -86,7 +122,7 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let span = tracing::info_span!("request", request_id = id.as_str(), method, route = %route);
 
     let started = Instant::now();
@@ -95,10 +131,8 @@ pub async fn observe(
 
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id.0);
-    if let Some(state) = state {
-        state
-            .metrics
-            .http_request(&route, method, status.as_str(), elapsed.as_secs_f64());
+    if let Some(metrics) = metrics {
+        metrics.request(&route, method, status.as_str(), elapsed.as_secs_f64());
     }
     let status = status.as_u16();
     let failure = response

@@ -5,11 +5,11 @@ use std::time::Duration;
 use super::limits::Limits;
 use crate::cache::RecordCache;
 use crate::db::Db;
-use crate::domain::accounts::Accounts;
+use crate::domain::accounts::login::Accounts;
+use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
 use crate::domain::credentials::Credentials;
-use crate::domain::sessions::Sessions;
-use crate::domain::verify::Verifier;
+use crate::domain::tokens::verify::Verifier;
 use crate::metrics::Metrics;
 
 /// What every handler can reach. Built once at start-up, shared by all workers.

@@ -220,3 +220,70 @@ fn layers_point_down_only() {
         assert_ne!(layer(module), u8::MAX, "{} has no layer", name(module));
     }
 }
+
+/// The domain's capabilities (its folders and shared files), in the order
+/// they may use each other: each only those before it. `error` is apart:
+/// it names every capability's error to wrap it, and every one returns it.
+const CAPABILITIES: &[&str] = &[
+    "page",
+    "audit",
+    "keys",
+    "tokens",
+    "accounts",
+    "credentials",
+    "admin",
+    "sample",
+];
+
+#[test]
+fn domain_capabilities_use_only_those_below_them() {
+    let rank = |module: &Module| -> Option<usize> {
+        (module.first().map(String::as_str) == Some("domain") && module.len() > 1)
+            .then(|| CAPABILITIES.iter().position(|c| *c == module[1]))
+            .flatten()
+    };
+    let mut wrong = Vec::new();
+    for (module, used) in graph() {
+        let Some(own) = rank(&module) else { continue };
+        for target in used {
+            if let Some(other) = rank(&target)
+                && other > own
+            {
+                wrong.push(format!("{} -> {}", name(&module), name(&target)));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "capabilities used upwards: {wrong:#?}");
+    for module in modules().keys() {
+        if module.first().map(String::as_str) == Some("domain") && module.len() > 1 {
+            assert!(
+                module[1] == "error" || rank(module).is_some(),
+                "{} is in no capability: add it to CAPABILITIES",
+                name(module)
+            );
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_over_450_lines() {
+    fn walk(dir: &Path, long: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, long);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 450 {
+                    long.push(format!("{}: {lines} lines", path.display()));
+                }
+            }
+        }
+    }
+    let mut long = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["src", "tests/api", "benches", "examples"] {
+        walk(&root.join(dir), &mut long);
+    }
+    assert!(long.is_empty(), "files over 450 lines: {long:#?}");
+}

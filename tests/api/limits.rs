@@ -3,7 +3,7 @@
 //! own loopback address (127.0.0.2, 127.0.0.3, …), so the server sees
 //! different socket peers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tenant_jwt::config::Settings;
@@ -317,37 +317,35 @@ async fn oversized_input_is_refused_cleanly() {
     assert_eq!(app.login("acme", "alice", PASSWORD).await.status(), 200);
 }
 
-/// A check of the mechanism (one argon2id either way), not a benchmark: the
-/// tolerance is wide because the suite runs tests in parallel.
+/// An unknown user, an unknown tenant, a malformed name and a wrong password
+/// each cost exactly one argon2id evaluation (a dummy hash for the unknown),
+/// so none can be told from another by its cost. Counted, not timed: a
+/// timing ratio failed on a busy machine; the figures are a benchmark row
+/// (`benches/run`: login, known user with a wrong password and unknown user).
 #[tokio::test]
-async fn an_unknown_user_costs_about_what_a_wrong_password_costs() {
+async fn an_unknown_user_costs_one_hash_like_a_wrong_password() {
     let app = app_with(|_| {}).await;
-    let timed = |username: &'static str| {
-        let app = &app;
-        async move {
-            let started = Instant::now();
-            assert_eq!(
-                app.login("acme", username, "wrong password").await.status(),
-                401
-            );
-            started.elapsed()
-        }
-    };
-    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-    for _ in 0..15 {
-        unknown.push(timed("nobody").await);
-        wrong.push(timed("alice").await);
+    let verified = || app.counter(r#"tenant_jwt_password_hash_evaluations_total{kind="verify"}"#);
+    for (tenant, username) in [
+        ("acme", "alice"),
+        ("acme", "nobody"),
+        ("nowhere", "alice"),
+        ("acme", "not a name!"),
+        ("acme", "alice"),
+    ] {
+        let before = verified().await.unwrap_or(0.0);
+        assert_eq!(
+            app.login(tenant, username, "wrong password").await.status(),
+            401,
+            "{tenant}/{username}"
+        );
+        let after = verified().await.unwrap_or(0.0);
+        assert_eq!(
+            after - before,
+            1.0,
+            "{tenant}/{username}: one argon2id evaluation, no more, no fewer"
+        );
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (unknown, wrong) = (median(&mut unknown), median(&mut wrong));
-    let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
-    assert!(
-        (0.5..2.0).contains(&ratio),
-        "unknown user {unknown:?} vs wrong password {wrong:?}"
-    );
 }
 
 #[tokio::test]

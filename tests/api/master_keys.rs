@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use tenant_jwt::config::{MasterKeySource, Settings};
-use tenant_jwt::domain::keys;
-use tenant_jwt::domain::secrets::{KeyId, MasterKey};
+use tenant_jwt::domain::keys::rewrap;
+use tenant_jwt::domain::keys::secrets::{KeyId, MasterKey};
 use tenant_jwt::startup::Application;
 use zeroize::Zeroizing;
 
@@ -88,7 +88,7 @@ async fn keys_rotate_online_from_k1_to_k2() {
         (ok, failed)
     };
     let rewrap = async {
-        let rewrapped = keys::rewrap(&db, &key_list, |_, _| {}).await.unwrap();
+        let rewrapped = rewrap::rewrap(&db, &key_list, |_, _| {}).await.unwrap();
         done.store(true, Ordering::SeqCst);
         rewrapped
     };
@@ -96,10 +96,10 @@ async fn keys_rotate_online_from_k1_to_k2() {
     assert_eq!(failed, 0, "{failed} failed checks of {}", ok + failed);
     assert_eq!(rewrapped.secrets, 3, "alice, bob and carol were under K1");
     assert!(rewrapped.check_value);
-    let status = keys::status(&db, &key_list).await.unwrap();
+    let status = rewrap::status(&db, &key_list).await.unwrap();
     assert_eq!(status.listed, [(id(&k2), 4), (id(&k1), 0)]);
     assert_eq!(status.no_longer_needed(), [id(&k1)]);
-    let again = keys::rewrap(&db, &key_list, |_, _| {}).await.unwrap();
+    let again = rewrap::rewrap(&db, &key_list, |_, _| {}).await.unwrap();
     assert_eq!(again.secrets, 0, "nothing left: resumable, idempotent");
     let cached_before = app.redis_keys().await;
     app.stop().await;

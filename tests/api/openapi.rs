@@ -110,7 +110,7 @@ async fn every_registered_route_answers_with_something_other_than_404() {
 mod request_rules {
     use proptest::prelude::*;
     use serde_json::Value;
-    use tenant_jwt::domain::password::Password;
+    use tenant_jwt::domain::accounts::password::Password;
     use tenant_jwt::types::ids::{TenantName, Username};
     use utoipa::OpenApi;
 

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tenant_jwt::cache::{CacheError, Cached, RecordCache};
 use tenant_jwt::config::MasterKeySource;
-use tenant_jwt::domain::secrets::MasterKey;
+use tenant_jwt::domain::keys::secrets::MasterKey;
 use tenant_jwt::startup::Application;
 use tenant_jwt::types::ids::UserId;
 

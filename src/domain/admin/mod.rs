@@ -20,17 +20,18 @@ use std::sync::Arc;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::audit::{AuditContext, AuditEvent};
-use super::credentials::Credentials;
-use super::error::{Conflict, DomainError, is_unique_violation};
-use super::key_records::KeyRecords;
-use super::page::{self, Page};
-use super::password::PasswordHasher;
-use super::secrets::MasterKey;
-use super::sessions::Sessions;
-use super::users::Tenant;
 use crate::db::users::UserRow;
 use crate::db::{self, Db};
+use crate::domain::accounts::hashing::PasswordHasher;
+use crate::domain::accounts::sessions::Sessions;
+use crate::domain::accounts::users::Tenant;
+use crate::domain::audit::{AuditContext, AuditEvent};
+use crate::domain::credentials::Credentials;
+use crate::domain::error::{Conflict, DomainError, is_unique_violation};
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::page::{self, Page};
+use crate::domain::tokens::key_records::KeyRecords;
+use crate::domain::tokens::metrics::TokenMetrics;
 use crate::metrics::Metrics;
 use crate::types::ids::{TenantId, TenantName, TenantSlug, UserId, Username};
 
@@ -42,7 +43,7 @@ pub struct Admin {
     key_records: KeyRecords,
     sessions: Sessions,
     credentials: Credentials,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
 }
 
 impl Admin {
@@ -62,7 +63,7 @@ impl Admin {
             key_records,
             sessions,
             credentials,
-            metrics,
+            metrics: metrics.area(),
         }
     }
 

@@ -7,7 +7,7 @@ use crate::db;
 use crate::db::users::Lock;
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::DomainError;
-use crate::domain::rotation::{MAX_GRACE, Rotation, rotate_locked};
+use crate::domain::tokens::rotation::{MAX_GRACE, Rotation, rotate_locked};
 use crate::types::ids::UserId;
 
 /// Users rotated per transaction by a tenant-wide rotation.

@@ -1,9 +1,9 @@
 //! A user's sessions, seen and ended by an admin of their tenant.
 
 use super::Admin;
+use crate::domain::accounts::sessions::SessionInfo;
 use crate::domain::audit::AuditContext;
 use crate::domain::error::DomainError;
-use crate::domain::sessions::SessionInfo;
 use crate::types::ids::{SessionId, TenantId, UserId};
 
 impl Admin {

@@ -8,12 +8,12 @@ use uuid::Uuid;
 use super::{Admin, conflict_if_unique, ensure_other_admin, in_tenant};
 use crate::db;
 use crate::db::users::Lock;
+use crate::domain::accounts::users::{NewUser, UpdatePlan, User, UserPatch};
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::{Conflict, DomainError};
+use crate::domain::keys::secrets::UserSecret;
 use crate::domain::page::{self, Page};
-use crate::domain::rotation::rotate_locked;
-use crate::domain::secrets::UserSecret;
-use crate::domain::users::{NewUser, UpdatePlan, User, UserPatch};
+use crate::domain::tokens::rotation::rotate_locked;
 use crate::types::ids::{Generation, UserId};
 
 impl Admin {

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::sessions::{TokenResponse, token_response};
-use crate::domain::password::Password;
-use crate::domain::sessions::SessionInfo;
+use crate::domain::accounts::password::Password;
+use crate::domain::accounts::sessions::SessionInfo;
 use crate::http::body::{Json, no_store_json};
 use crate::http::extract::{Authenticated, SessionClient};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem};

@@ -8,7 +8,7 @@
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::domain::key_records::KeyRecord;
+use crate::domain::tokens::key_records::KeyRecord;
 use crate::http::extract::ForwardedUser;
 use crate::http::problem::{ApiError, CallerErrors, Problem};
 use crate::types::ids::{Role, SessionId};

@@ -7,6 +7,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cache::metrics::CacheMetrics;
+use crate::db::metrics::PoolMetrics;
 use crate::http::problem::{PROBLEM_JSON, Problem};
 use crate::http::state::AppState;
 
@@ -81,7 +83,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         pool_connections: pool.size,
         pool_idle: pool.available,
         pool_max: pool.max_size,
-        invalidation: if state.metrics.invalidation_channel_is_up() {
+        invalidation: if state
+            .metrics
+            .area::<CacheMetrics>()
+            .invalidation_channel_is_up()
+        {
             "subscribed"
         } else {
             "down"
@@ -138,9 +144,12 @@ fn readiness(postgres: bool, redis: bool, redis_parts: Option<RedisParts>) -> Ht
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(
-            state.db.status(),
-            state.cache.topology().name(),
-            state.cache.pool().status(),
-        ))
+        .body({
+            let metrics = &state.metrics;
+            metrics.area::<PoolMetrics>().observe(state.db.status());
+            metrics
+                .area::<CacheMetrics>()
+                .observe(state.cache.topology().name(), state.cache.pool().status());
+            metrics.render()
+        })
 }

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::password::Password;
-use crate::domain::sessions::TokenPair;
+use crate::domain::accounts::password::Password;
+use crate::domain::accounts::sessions::TokenPair;
 use crate::http::body::{Bytes, Json, form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, Service, SessionClient, scope};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};

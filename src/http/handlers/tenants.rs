@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::users::Tenant;
+use crate::domain::accounts::users::Tenant;
 use crate::http::body::Json;
 use crate::http::extract::{AdminCaller, Service, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::page::PageQuery;
-use crate::domain::password::Password;
-use crate::domain::users::{NewUser, User, UserPatch};
+use crate::domain::accounts::password::Password;
+use crate::domain::accounts::users::{NewUser, User, UserPatch};
 use crate::http::body::{Bytes, Json, Query, non_null, whole_number};
 use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tenant_jwt::config::MasterKeySource;
-use tenant_jwt::domain::secrets::{MasterKey, UserSecret};
+use tenant_jwt::domain::keys::secrets::{MasterKey, UserSecret};
 use tenant_jwt::types::ids::{Generation, UserId};
 
 use super::{Member, PASSWORD, TestApp, redis_url, service_key};

@@ -23,7 +23,7 @@ use tenant_jwt::config::{
     DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
     RedisSettings, Settings, TokenSettings,
 };
-use tenant_jwt::domain::secrets::MasterKey;
+use tenant_jwt::domain::keys::secrets::MasterKey;
 use tenant_jwt::startup::Application;
 use tenant_jwt::types::ids::UserId;
 use tenant_jwt::types::service_keys::ServiceKeys;

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::password::Password;
 use crate::db;
 use crate::db::users::UserRow;
+use crate::domain::accounts::password::Password;
 use crate::types::ids::{Role, TenantId, UserId, Username};
 
 /// A tenant, as stored.

@@ -33,11 +33,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::error::{DomainError, Rejection};
-use super::key_records::{KeyRecord, KeyRecords};
-use super::secrets::MasterKey;
-use super::tokens::Claims;
 use crate::config::TokenSettings;
+use crate::domain::error::{DomainError, Rejection};
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::tokens::claims::Claims;
+use crate::domain::tokens::key_records::{KeyRecord, KeyRecords};
+use crate::domain::tokens::metrics::TokenMetrics;
 use crate::metrics::Metrics;
 use crate::types::ids::{Generation, UserId};
 
@@ -86,7 +87,7 @@ pub enum Now {
 pub struct Verifier {
     rules: TokenRules,
     key_records: KeyRecords,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
 }
 
 impl Verifier {
@@ -99,7 +100,7 @@ impl Verifier {
         Self {
             rules: TokenRules::new(settings, master_key),
             key_records,
-            metrics,
+            metrics: metrics.area(),
         }
     }
 

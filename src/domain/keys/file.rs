@@ -8,7 +8,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::secrets::{MasterKey, SecretError};
+use crate::domain::keys::secrets::{MasterKey, SecretError};
 
 impl MasterKey {
     /// Reads the key file at `path`, or creates it (mode 0600) with a new
@@ -73,7 +73,7 @@ impl MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::secrets::UserSecret;
+    use crate::domain::keys::secrets::UserSecret;
     use crate::types::ids::{Generation, UserId};
 
     #[test]

@@ -12,13 +12,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::error::DomainError;
-use super::secrets::{KeyId, MasterKey, SecretError, UserSecret};
 use crate::cache::local::LocalCache;
 use crate::cache::{CacheError, Cached, RecordCache};
+use crate::domain::error::DomainError;
+use crate::domain::keys::secrets::{KeyId, MasterKey, SecretError, UserSecret};
 use diesel_async::AsyncPgConnection;
 
 use crate::db::{self, Db};
+use crate::domain::tokens::metrics::TokenMetrics;
 use crate::metrics::Metrics;
 use crate::types::ids::{Generation, Role, SessionId, TenantId, TenantSlug, UserId, Username};
 
@@ -141,7 +142,7 @@ pub struct KeyRecords {
     local: LocalRecords,
     /// Tells records sealed under a retired master key from current ones.
     master_key: Arc<MasterKey>,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
 }
 
 impl KeyRecords {
@@ -157,7 +158,7 @@ impl KeyRecords {
             cache,
             local,
             master_key,
-            metrics,
+            metrics: metrics.area(),
         }
     }
 

@@ -4,18 +4,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::audit::{self, Actor, AuditContext};
-use super::error::{DomainError, LoginFailure};
-use super::key_records::KeyRecords;
-use super::password::{Password, PasswordHasher};
-use super::rotation::rotate_locked;
-use super::secrets::MasterKey;
-use super::sessions::{Client, Sessions, TokenPair};
 use crate::db::sessions::Sessions as Which;
 use crate::db::users::Lock;
 use crate::db::{self, Db};
-use crate::metrics::Metrics;
+use crate::domain::accounts::hashing::PasswordHasher;
+use crate::domain::accounts::password::Password;
+use crate::domain::accounts::sessions::{Client, Sessions, TokenPair};
+use crate::domain::audit::{self, Actor, AuditContext};
+use crate::domain::error::{DomainError, LoginFailure};
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::tokens::key_records::KeyRecords;
+use crate::domain::tokens::metrics::TokenMetrics;
+use crate::domain::tokens::rotation::rotate_locked;
+use crate::metrics::{Area, Metrics};
 use crate::types::ids::{InvalidInput, TenantId, TenantSlug, UserId, Username};
+
+/// Login attempts by outcome.
+pub struct LoginMetrics {
+    logins: prometheus::IntCounterVec,
+}
+
+impl Area for LoginMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        Self {
+            logins: metrics.counter_vec("logins_total", "Login attempts by outcome", &["outcome"]),
+        }
+    }
+}
 
 /// Password login and password changes, and the sessions they start.
 #[derive(Clone)]
@@ -25,7 +40,8 @@ pub struct Accounts {
     master_key: Arc<MasterKey>,
     key_records: KeyRecords,
     sessions: Sessions,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
+    logins: prometheus::IntCounterVec,
 }
 
 impl Accounts {
@@ -43,7 +59,8 @@ impl Accounts {
             master_key,
             key_records,
             sessions,
-            metrics,
+            metrics: metrics.area(),
+            logins: metrics.area::<LoginMetrics>().logins.clone(),
         }
     }
 
@@ -64,7 +81,7 @@ impl Accounts {
                 reason = reason.as_str(),
                 "login refused"
             );
-            self.metrics.login(reason.as_str());
+            self.logins.with_label_values(&[reason.as_str()]).inc();
             Err(DomainError::InvalidCredentials(reason))
         };
         // Over the public length limits: refused before any work is done.
@@ -111,7 +128,7 @@ impl Accounts {
             return refuse(LoginFailure::Disabled, Some(user));
         }
         let tokens = self.sessions.start(&record, client).await?;
-        self.metrics.login("success");
+        self.logins.with_label_values(&["success"]).inc();
         tracing::info!(tenant, user_id = %user, sid = %tokens.access.claims.sid, "login succeeded");
         Ok(tokens)
     }

@@ -1,7 +1,7 @@
-//! Passwords: argon2id with OWASP parameters (m=19456 KiB, t=2, p=1), run off
-//! the async executor on a fixed set of dedicated threads with a bounded
-//! queue, so a login flood queues for CPU (or gets 503 past the queue)
-//! instead of starving token verification or growing memory.
+//! Password hashing: argon2id with OWASP parameters (m=19456 KiB, t=2, p=1),
+//! run off the async executor on a fixed set of dedicated threads with a
+//! bounded queue, so a login flood queues for CPU (or gets 503 past the
+//! queue) instead of starving token verification or growing memory.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -10,63 +10,9 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use tokio::sync::Semaphore;
-use zeroize::Zeroizing;
 
-use crate::types::ids::InvalidInput;
-
-/// A password as typed by a user. Never printed, zeroed on drop.
-#[derive(Clone)]
-pub struct Password(Zeroizing<String>);
-
-impl Password {
-    pub const MIN_LEN: usize = 8;
-    pub const MAX_LEN: usize = 1024;
-
-    /// Any string; for login, where a wrong password is not an input error.
-    pub fn new(raw: String) -> Self {
-        Self(Zeroizing::new(raw))
-    }
-
-    /// A password someone wants to set: 8 to 1024 characters.
-    pub fn parse_new(raw: String) -> Result<Self, InvalidInput> {
-        let password = Self::new(raw);
-        if (Self::MIN_LEN..=Self::MAX_LEN).contains(&password.0.chars().count()) {
-            Ok(password)
-        } else {
-            Err(InvalidInput::new(
-                "password",
-                "must be 8 to 1024 characters",
-            ))
-        }
-    }
-
-    /// Too long to be worth hashing: refused before any work is done.
-    pub fn is_over_limit(&self) -> bool {
-        // At most 4 bytes a character: a longer one is over without counting.
-        self.0.len() > 4 * Self::MAX_LEN || self.0.chars().count() > Self::MAX_LEN
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordError {
-    #[error("password hashing failed: {0}")]
-    Hash(String),
-    #[error("the password hashing pool is gone")]
-    PoolClosed,
-    /// Every worker is busy and the queue is full.
-    #[error("password hashing is at capacity")]
-    Busy,
-}
+use super::password::{Password, PasswordError};
+use crate::metrics::{Area, Metrics};
 
 /// A unit of hashing work for the dedicated threads.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -88,6 +34,28 @@ pub struct PasswordHasher {
     /// Hash of a random password, verified against when the user is unknown so
     /// that an unknown username costs the same as a wrong password.
     dummy_hash: Arc<str>,
+    evaluations: Arc<HashingMetrics>,
+}
+
+/// argon2id evaluations run, by kind: `hash` (a new password) or `verify`
+/// (a login, against the user's hash or the dummy one alike).
+pub struct HashingMetrics {
+    hash: prometheus::IntCounter,
+    verify: prometheus::IntCounter,
+}
+
+impl Area for HashingMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let evaluations = metrics.counter_vec(
+            "password_hash_evaluations_total",
+            "argon2id evaluations run by the hashing workers, by kind: hash (a new password), verify (a login; an unknown user is verified against a dummy hash, so it counts one too)",
+            &["kind"],
+        );
+        Self {
+            hash: evaluations.with_label_values(&["hash"]),
+            verify: evaluations.with_label_values(&["verify"]),
+        }
+    }
 }
 
 /// argon2id with the parameters every stored hash is made with (public for
@@ -188,7 +156,7 @@ impl PasswordHasher {
     /// Builds the pool; computes the dummy hash with the same parameters as
     /// real ones (tens of milliseconds, once).
     /// At most `workers` hashes at once and `queue` more waiting.
-    pub fn new(workers: usize, queue: usize) -> Result<Self, PasswordError> {
+    pub fn new(workers: usize, queue: usize, metrics: &Metrics) -> Result<Self, PasswordError> {
         let mut dummy = [0u8; 32];
         rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut dummy)
             .map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -227,12 +195,17 @@ impl PasswordHasher {
             jobs,
             slots: Arc::new(Semaphore::new(workers.max(1) + queue)),
             dummy_hash: dummy_hash.into(),
+            evaluations: metrics.area(),
         })
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, PasswordError> {
-        self.run(move |memory| hash_blocking(&password, memory))
-            .await?
+        let evaluations = self.evaluations.clone();
+        self.run(move |memory| {
+            evaluations.hash.inc();
+            hash_blocking(&password, memory)
+        })
+        .await?
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there
@@ -243,9 +216,13 @@ impl PasswordHasher {
         phc: Option<String>,
     ) -> Result<bool, PasswordError> {
         let known = phc.is_some();
+        let evaluations = self.evaluations.clone();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .run(move |memory| verify_blocking(&password, &phc, memory))
+            .run(move |memory| {
+                evaluations.verify.inc();
+                verify_blocking(&password, &phc, memory)
+            })
             .await?;
         Ok(known && matches)
     }
@@ -281,7 +258,7 @@ mod tests {
     async fn every_worker_hashes_at_once() {
         // Two jobs that can only finish together: with the workers taking
         // turns they would wait for each other for ever.
-        let hasher = PasswordHasher::new(2, 8).unwrap();
+        let hasher = PasswordHasher::new(2, 8, &Metrics::new()).unwrap();
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let job = |barrier: Arc<std::sync::Barrier>| {
             hasher.run(move |_| {
@@ -299,7 +276,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashing_runs_at_the_lowest_priority() {
-        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let hasher = PasswordHasher::new(1, 1, &Metrics::new()).unwrap();
         // SAFETY: plain syscalls on the calling (hashing) thread.
         let nice = hasher
             .run(|_| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
@@ -311,7 +288,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_whose_caller_gave_up_is_skipped() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let hasher = PasswordHasher::new(1, 8, &Metrics::new()).unwrap();
         // The one worker is held until released.
         let (release, held) = std::sync::mpsc::channel::<()>();
         let first = tokio::spawn({
@@ -335,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let hasher = PasswordHasher::new(1, 8, &Metrics::new()).unwrap();
         let phc = hasher
             .hash(Password::new("correct horse".into()))
             .await
@@ -358,7 +335,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_made_elsewhere_or_with_other_parameters_verify() {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let hasher = PasswordHasher::new(1, 8, &Metrics::new()).unwrap();
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         let older = Argon2::new(
             Algorithm::Argon2id,
@@ -400,30 +377,12 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let hasher = PasswordHasher::new(1, 8, &Metrics::new()).unwrap();
         assert!(
             !hasher
                 .verify(Password::new("anything".into()), None)
                 .await
                 .unwrap()
-        );
-    }
-
-    #[test]
-    fn password_length_rules() {
-        assert!(Password::parse_new("1234567".into()).is_err());
-        assert!(Password::parse_new("12345678".into()).is_ok());
-        assert!(Password::parse_new("x".repeat(1024)).is_ok());
-        assert!(Password::parse_new("x".repeat(1025)).is_err());
-        assert!(Password::new("x".repeat(1025)).is_over_limit());
-        // Characters, not bytes: 1024 four-byte characters are a valid password.
-        assert!(Password::parse_new("😀".repeat(1024)).is_ok());
-        assert!(!Password::new("😀".repeat(1024)).is_over_limit());
-        assert!(Password::new("😀".repeat(1025)).is_over_limit());
-        assert!(Password::parse_new("é".repeat(7)).is_err(), "7 characters");
-        assert_eq!(
-            format!("{:?}", Password::new("hunter22".into())),
-            "Password(<redacted>)"
         );
     }
 }
@@ -434,7 +393,7 @@ mod queue_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_the_queue_limit_work_is_refused_not_queued() {
-        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let hasher = PasswordHasher::new(1, 1, &Metrics::new()).unwrap();
         let attempts = (0..6).map(|_| {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.verify(Password::new("x".repeat(10)), None).await })

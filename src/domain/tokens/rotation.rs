@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::error::DomainError;
-use super::secrets::{MasterKey, UserSecret};
 use crate::db;
+use crate::domain::error::DomainError;
+use crate::domain::keys::secrets::{MasterKey, UserSecret};
 use crate::types::ids::{Generation, UserId};
 
 /// Longest grace period a rotation may give the previous generation.

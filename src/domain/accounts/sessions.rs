@@ -19,16 +19,17 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::audit::{self, Actor, AuditContext};
-use super::error::{DomainError, RefreshFailure};
-use super::key_records::{KeyRecord, KeyRecords};
-use super::rotation::rotate_locked;
-use super::secrets::MasterKey;
-use super::tokens::{IssuedToken, Issuer};
-use super::verify::Verifier;
 use crate::db::sessions::{NewRefresh, SessionUse, Sessions as Which};
 use crate::db::users::Lock;
 use crate::db::{self, Db};
+use crate::domain::audit::{self, Actor, AuditContext};
+use crate::domain::error::{DomainError, RefreshFailure};
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::tokens::claims::{IssuedToken, Issuer};
+use crate::domain::tokens::key_records::{KeyRecord, KeyRecords};
+use crate::domain::tokens::metrics::TokenMetrics;
+use crate::domain::tokens::rotation::rotate_locked;
+use crate::domain::tokens::verify::Verifier;
 use crate::metrics::Metrics;
 use crate::types::ids::{SessionId, TenantId, UserId};
 
@@ -140,7 +141,7 @@ pub struct Sessions {
     verifier: Verifier,
     master_key: Arc<MasterKey>,
     refresh_ttl: Duration,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
 }
 
 impl Sessions {
@@ -160,7 +161,7 @@ impl Sessions {
             verifier,
             master_key,
             refresh_ttl,
-            metrics,
+            metrics: metrics.area(),
         }
     }
 

@@ -24,11 +24,13 @@
 //! Redis answers; with Redis unreachable, instances bypass their in-process
 //! level and read Postgres, so it is enforced at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::DomainError;
-use super::key_records::KeyRecords;
 use crate::db::{self, Db};
+use crate::domain::error::DomainError;
+use crate::domain::tokens::key_records::KeyRecords;
+use crate::domain::tokens::metrics::TokenMetrics;
 use crate::metrics::Metrics;
 
 /// How long a change may wait for its own instance before others publish it.
@@ -44,7 +46,7 @@ const BATCH: i64 = 50;
 pub struct Propagation {
     db: Db,
     key_records: KeyRecords,
-    metrics: Metrics,
+    metrics: Arc<TokenMetrics>,
 }
 
 /// Publishes `change` without marking it (the drain marks the rows it
@@ -68,7 +70,7 @@ impl Propagation {
         Self {
             db,
             key_records,
-            metrics,
+            metrics: metrics.area(),
         }
     }
 

@@ -8,10 +8,10 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use super::error::DomainError;
-use super::key_records::KeyRecord;
-use super::secrets::MasterKey;
 use crate::config::TokenSettings;
+use crate::domain::error::DomainError;
+use crate::domain::keys::secrets::MasterKey;
+use crate::domain::tokens::key_records::KeyRecord;
 use crate::types::ids::{Role, SessionId, TenantId, TokenId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

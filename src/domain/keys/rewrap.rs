@@ -11,9 +11,9 @@
 //! record still sealed under a key later removed is reloaded from Postgres
 //! (`KeyRecords`).
 
-use super::error::DomainError;
-use super::secrets::{KeyId, MasterKey};
 use crate::db::{self, Db};
+use crate::domain::error::DomainError;
+use crate::domain::keys::secrets::{KeyId, MasterKey};
 use crate::types::ids::{Generation, UserId};
 
 /// Values re-sealed per transaction.
