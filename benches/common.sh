@@ -44,10 +44,12 @@ seed_bench_user() {
 }
 
 # The wrk script that logs user `bench` in, written to $1.
+# write_login_lua FILE [USERNAME [PASSWORD]]: a wrk script that logs in
+# (by default as the bench user, with its password).
 write_login_lua() {
-  cat >"$1" <<'LUA'
+  cat >"$1" <<LUA
 wrk.method = "POST"
-wrk.body = '{"username":"bench","password":"bench-password-1"}'
+wrk.body = '{"username":"${2:-bench}","password":"${3:-bench-password-1}"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 }
