@@ -111,14 +111,60 @@ async fn call(
     request.send().await.unwrap()
 }
 
-/// A gateway under test: where it listens and what it logged.
-trait Gateway {
-    fn url(&self, path: &str) -> String;
-    fn log(&self) -> String;
+/// A gateway under test, running until dropped: where it listens, and the
+/// file in its folder it logs to.
+struct Gateway {
+    port: u16,
+    process: tokio::process::Child,
+    dir: tempfile::TempDir,
+    log: &'static str,
+}
+
+impl Gateway {
+    /// Waits for the gateway started as `process` to listen on `port`.
+    async fn started(
+        port: u16,
+        process: tokio::process::Child,
+        dir: tempfile::TempDir,
+        log: &'static str,
+    ) -> Self {
+        let gateway = Self {
+            port,
+            process,
+            dir,
+            log,
+        };
+        listening(port, || gateway.log()).await;
+        gateway
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+    }
+}
+
+/// Runs `gateway_cases` through the gateway `start` makes in front of an
+/// echo upstream.
+async fn run_cases(start: impl AsyncFnOnce(&TestApp, u16) -> Gateway) {
+    let app = spawn_app_with(test_settings()).await;
+    let (upstream, upstream_handle) = echo_upstream();
+    let gateway = start(&app, upstream).await;
+    gateway_cases(&app, &gateway).await;
+    upstream_handle.stop(true).await;
 }
 
 /// What every gateway configuration must do, nginx's and Caddy's alike.
-async fn gateway_cases(app: &TestApp, gateway: &impl Gateway) {
+async fn gateway_cases(app: &TestApp, gateway: &Gateway) {
     let client = reqwest::Client::new();
     let member = app.tenant_with_user("acme", "alice").await;
     app.create_user("acme", "root", "admin").await;
