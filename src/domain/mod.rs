@@ -9,7 +9,8 @@
 //! - `accounts`: users, passwords, sessions and login;
 //! - `credentials`: who a service call comes from (root keys, stored
 //!   credentials);
-//! - `admin`: tenant administration, for services and tenant admins.
+//! - `admin`: tenant administration, for services and tenant admins;
+//! - `authz`: live roles and permissions (the grammar and the check so far).
 //!
 //! Shared by all of them: `error` (the layer's one error type), `audit` (who
 //! acted, written with each change) and `page` (keyset pagination).
@@ -17,6 +18,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod authz;
 pub mod credentials;
 pub mod error;
 pub mod keys;

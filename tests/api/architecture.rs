@@ -227,6 +227,7 @@ fn layers_point_down_only() {
 const CAPABILITIES: &[&str] = &[
     "page",
     "audit",
+    "authz",
     "keys",
     "tokens",
     "accounts",
