@@ -71,7 +71,8 @@ async fn keys_rotate_online_from_k1_to_k2() {
     assert_eq!(sealed_under(&app, dave).await, [Some(id(&k2))]);
     assert_eq!(sealed_under(&app, members[1].id).await, [Some(id(&k1))]);
 
-    // Rewrap while tokens are checked in a loop: not one check fails.
+    // Rewrap while tokens are checked in a loop, in pages of two (each its
+    // own transaction, the next resuming after the last): not one check fails.
     let db = tenant_jwt::db::prepare_pool(&both.database).await.unwrap();
     let key_list = MasterKey::from_base64(&format!("{},{}", *k2, *k1)).unwrap();
     let done = AtomicBool::new(false);
@@ -87,12 +88,22 @@ async fn keys_rotate_online_from_k1_to_k2() {
         }
         (ok, failed)
     };
+    let mut progress = Vec::new();
     let rewrap = async {
-        let rewrapped = rewrap::rewrap(&db, &key_list, |_, _| {}).await.unwrap();
+        let rewrapped = rewrap::rewrap_in_pages(&db, &key_list, 2, |done, total| {
+            progress.push((done, total))
+        })
+        .await
+        .unwrap();
         done.store(true, Ordering::SeqCst);
         rewrapped
     };
     let ((ok, failed), rewrapped) = tokio::join!(checks, rewrap);
+    assert_eq!(
+        progress,
+        [(0, 3), (2, 3), (3, 3)],
+        "a progress line after each page"
+    );
     assert_eq!(failed, 0, "{failed} failed checks of {}", ok + failed);
     assert_eq!(rewrapped.secrets, 3, "alice, bob and carol were under K1");
     assert!(rewrapped.check_value);

@@ -134,6 +134,16 @@ pub struct Rewrapped {
 pub async fn rewrap(
     db: &Db,
     master_key: &MasterKey,
+    progress: impl FnMut(u64, u64),
+) -> Result<Rewrapped, DomainError> {
+    rewrap_in_pages(db, master_key, REWRAP_BATCH, progress).await
+}
+
+/// `rewrap` with pages of `page` secrets.
+pub async fn rewrap_in_pages(
+    db: &Db,
+    master_key: &MasterKey,
+    page: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Rewrapped, DomainError> {
     let status = status(db, master_key).await?;
@@ -158,8 +168,7 @@ pub async fn rewrap(
             let (batch, last) = db
                 .transaction(async move |conn| {
                     let claimed =
-                        db::sealed::claim_not_sealed_under(conn, &header, after, REWRAP_BATCH)
-                            .await?;
+                        db::sealed::claim_not_sealed_under(conn, &header, after, page).await?;
                     let resealed = claimed
                         .iter()
                         .map(|secret| {
@@ -175,9 +184,11 @@ pub async fn rewrap(
                 .await?;
             done.secrets += batch;
             passed += batch;
-            progress(done.secrets, total.max(done.secrets));
+            if batch > 0 {
+                progress(done.secrets, total.max(done.secrets));
+            }
             match last {
-                Some(last) if batch == REWRAP_BATCH as u64 => after = Some(last),
+                Some(last) if batch == page as u64 => after = Some(last),
                 _ => break,
             }
         }
