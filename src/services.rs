@@ -13,6 +13,7 @@ use crate::domain::accounts::hashing::PasswordHasher;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
+use crate::domain::authz::roles::Roles;
 use crate::domain::credentials::Credentials;
 use crate::domain::keys::rewrap;
 use crate::domain::keys::secrets::KeyId;
@@ -57,6 +58,7 @@ pub struct Services {
     pub verifier: Verifier,
     pub propagation: Propagation,
     pub credentials: Credentials,
+    pub roles: Roles,
 }
 
 impl Services {
@@ -99,6 +101,15 @@ impl Services {
         );
         let credentials =
             Credentials::new(pool.clone(), settings.service_keys.clone(), metrics.clone());
+        let admin = Admin::new(
+            pool.clone(),
+            hasher.clone(),
+            master_key.clone(),
+            key_records.clone(),
+            sessions.clone(),
+            credentials.clone(),
+            metrics.clone(),
+        );
         Self {
             accounts: Accounts::new(
                 pool.clone(),
@@ -108,15 +119,8 @@ impl Services {
                 sessions.clone(),
                 metrics.clone(),
             ),
-            admin: Admin::new(
-                pool.clone(),
-                hasher,
-                master_key.clone(),
-                key_records.clone(),
-                sessions.clone(),
-                credentials.clone(),
-                metrics.clone(),
-            ),
+            roles: Roles::new(pool.clone(), admin.clone()),
+            admin,
             credentials,
             propagation: Propagation::new(pool.clone(), key_records, metrics.clone()),
             sessions,

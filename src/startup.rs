@@ -306,11 +306,13 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         sessions,
         verifier,
         credentials,
+        roles,
         propagation: _,
     } = services;
     Ok(AppState {
         accounts,
         admin,
+        roles,
         limits: Limits::new(
             &settings.limits,
             Some(Budgets::new(stores.cache.clone())),

@@ -71,7 +71,8 @@ pub enum CredentialsCommand {
         tenant: Option<String>,
         /// A scope to grant (repeat, or separate with commas): introspect,
         /// revoke, users:read, users:write, secrets:rotate, audit:read,
-        /// credentials:write, tenants:write (root level only).
+        /// credentials:write, roles:read, roles:write, tenants:write (root
+        /// level only).
         #[arg(long = "scope", required = true, value_delimiter = ',')]
         scopes: Vec<String>,
         /// When it expires, from now (e.g. `90d`); absent: never.

@@ -9,6 +9,7 @@ pub mod master_key_check;
 pub mod metrics;
 pub mod outbox;
 pub mod page;
+pub mod roles;
 pub mod schema;
 pub mod sealed;
 pub mod secrets;

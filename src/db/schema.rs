@@ -6,6 +6,7 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> Timestamptz,
+        authz_version -> Int8,
     }
 }
 
@@ -52,7 +53,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     sessions,
     refresh_tokens,
-    service_credentials
+    service_credentials,
+    roles,
+    user_roles
 );
 
 diesel::table! {
@@ -133,4 +136,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    roles (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        permissions -> Array<Text>,
+        revision -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role_id) {
+        user_id -> Uuid,
+        role_id -> Uuid,
+    }
+}
+
 diesel::joinable!(service_credentials -> tenants (tenant_id));
+diesel::joinable!(roles -> tenants (tenant_id));
+diesel::joinable!(user_roles -> roles (role_id));
+diesel::joinable!(user_roles -> users (user_id));

@@ -29,6 +29,13 @@ pub enum DomainError {
     Conflict(Conflict),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A change asked for (`If-Match`) against a revision that is no longer
+    /// current: nothing was changed.
+    #[error("the resource changed since it was read")]
+    Stale,
+    /// A user was to hold a role the tenant does not define: nothing changed.
+    #[error("no such role in the tenant")]
+    UnknownRole,
     /// The caller is authenticated but lacks this scope (RFC 6750 §3.1).
     #[error("needs scope {0}")]
     InsufficientScope(Scope),
@@ -93,6 +100,9 @@ pub enum Conflict {
     Username,
     /// The change would leave the tenant without an enabled admin.
     LastAdmin,
+    RoleName,
+    /// The tenant has as many roles as it may define.
+    RoleLimit,
 }
 
 impl std::fmt::Display for Conflict {
@@ -101,6 +111,8 @@ impl std::fmt::Display for Conflict {
             Conflict::TenantSlug => "a tenant with this slug",
             Conflict::Username => "a user with this username",
             Conflict::LastAdmin => "the last admin of the tenant",
+            Conflict::RoleName => "a role with this name",
+            Conflict::RoleLimit => "the tenant's limit of 500 roles",
         })
     }
 }

@@ -10,7 +10,8 @@
 //! - `credentials`: who a service call comes from (root keys, stored
 //!   credentials);
 //! - `admin`: tenant administration, for services and tenant admins;
-//! - `authz`: live roles and permissions (the grammar and the check so far).
+//! - `authz`: live roles and permissions: the grammar, the check, roles and
+//!   who holds them.
 //!
 //! Shared by all of them: `error` (the layer's one error type), `audit` (who
 //! acted, written with each change) and `page` (keyset pagination).

@@ -230,6 +230,8 @@ pub mod scope {
         AuditRead => Some(Scope::AuditRead),
         CredentialsWrite => Some(Scope::CredentialsWrite),
         TenantsWrite => Some(Scope::TenantsWrite),
+        RolesRead => Some(Scope::RolesRead),
+        RolesWrite => Some(Scope::RolesWrite),
     }
 }
 

@@ -52,6 +52,12 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0} already exists")]
     Conflict(Conflict),
+    /// `If-Match` named a revision that is no longer current.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A role name the tenant does not define.
+    #[error("no such role in the tenant")]
+    UnknownRole,
     #[error("request body too large")]
     PayloadTooLarge,
     /// The request body did not arrive in time.
@@ -121,6 +127,10 @@ impl ApiError {
             ApiError::Conflict(Conflict::TenantSlug) => "tenant_exists",
             ApiError::Conflict(Conflict::Username) => "user_exists",
             ApiError::Conflict(Conflict::LastAdmin) => "last_admin",
+            ApiError::Conflict(Conflict::RoleName) => "role_exists",
+            ApiError::Conflict(Conflict::RoleLimit) => "role_limit",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::UnknownRole => "unknown_role",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -143,6 +153,8 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::PreconditionFailed => "Precondition failed",
+            ApiError::UnknownRole => "Unknown role",
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::RequestTimeout => "Request timeout",
             ApiError::UnsupportedMediaType => "Unsupported media type",
@@ -165,6 +177,13 @@ impl ApiError {
             ApiError::Conflict(Conflict::LastAdmin) => {
                 Some("the tenant must keep at least one enabled admin".to_owned())
             }
+            ApiError::Conflict(Conflict::RoleLimit) => {
+                Some("a tenant defines at most 500 roles".to_owned())
+            }
+            ApiError::PreconditionFailed => Some(
+                "the role changed since it was read (If-Match); nothing was changed".to_owned(),
+            ),
+            ApiError::UnknownRole => Some(self.to_string()),
             ApiError::Conflict(_) => Some(self.to_string()),
             _ => None,
         }
@@ -183,6 +202,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::UnknownRole => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -250,6 +271,8 @@ impl From<DomainError> for ApiError {
             },
             DomainError::Conflict(what) => ApiError::Conflict(what),
             DomainError::NotFound(what) => ApiError::NotFound(what),
+            DomainError::Stale => ApiError::PreconditionFailed,
+            DomainError::UnknownRole => ApiError::UnknownRole,
             DomainError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
             DomainError::Forbidden(_) => ApiError::Forbidden,
             DomainError::InvalidCredentials(_) => ApiError::InvalidCredentials,

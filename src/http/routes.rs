@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::body::MAX_BODY_BYTES;
 use super::handlers::{
-    account, audit, credentials, forward_auth, health, introspect, me, sessions, tenants,
+    account, audit, credentials, forward_auth, health, introspect, me, roles, sessions, tenants,
     user_sessions, users,
 };
 use super::problem::{ApiError, Problem, json_error};
@@ -59,6 +59,7 @@ macro_rules! routes {
                 (name = "credentials", description = "Scoped service credentials and the root-level audit log"),
                 (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
                 (name = "users", description = "A tenant's users and their secrets"),
+                (name = "roles", description = "A tenant's roles and permissions, and who holds them"),
                 (name = "account", description = "What signed-in users do for themselves"),
                 (name = "gateway", description = "Forward-auth for API gateways"),
                 (name = "operations", description = "Probes, metrics and this document"),
@@ -97,6 +98,16 @@ routes! {
     "/v1/tenants/{tenant}/users/{user_id}/sessions" => { get: user_sessions::list },
     "/v1/tenants/{tenant}/users/{user_id}/sessions/{session_id}" => {
         delete: user_sessions::end,
+    },
+    "/v1/tenants/{tenant}/users/{user_id}/roles" => {
+        get: roles::user_roles,
+        put: roles::set_user_roles,
+    },
+    "/v1/tenants/{tenant}/roles" => { get: roles::list, post: roles::create },
+    "/v1/tenants/{tenant}/roles/{name}" => {
+        get: roles::get,
+        patch: roles::update,
+        delete: roles::delete,
     },
     "/v1/tenants/{tenant}/rotate-secrets" => { post: tenants::rotate_secrets },
     "/v1/tenants/{tenant}/audit-events" => { get: audit::list },

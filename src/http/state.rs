@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
+use crate::domain::authz::roles::Roles;
 use crate::domain::credentials::Credentials;
 use crate::domain::tokens::verify::Verifier;
 use crate::metrics::Metrics;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub verifier: Verifier,
     pub admin: Admin,
+    /// Roles and who holds them.
+    pub roles: Roles,
     pub sessions: Sessions,
     pub limits: Limits,
     pub metrics: Metrics,

@@ -91,6 +91,11 @@ uuid_newtype!(
     CredentialId,
     "credential_id"
 );
+uuid_newtype!(
+    /// A tenant's role (the API names roles by their name).
+    RoleId,
+    "role_id"
+);
 
 /// A secret generation of one user; the `kid` header of every token.
 #[derive(

@@ -31,10 +31,16 @@ pub enum Scope {
     /// `POST /v1/tenants`; only for credentials with no tenant.
     #[serde(rename = "tenants:write")]
     TenantsWrite,
+    /// Reading roles and users' roles.
+    #[serde(rename = "roles:read")]
+    RolesRead,
+    /// Defining roles and assigning them.
+    #[serde(rename = "roles:write")]
+    RolesWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Introspect,
         Scope::Revoke,
         Scope::UsersRead,
@@ -43,6 +49,8 @@ impl Scope {
         Scope::AuditRead,
         Scope::CredentialsWrite,
         Scope::TenantsWrite,
+        Scope::RolesRead,
+        Scope::RolesWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +63,8 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::CredentialsWrite => "credentials:write",
             Scope::TenantsWrite => "tenants:write",
+            Scope::RolesRead => "roles:read",
+            Scope::RolesWrite => "roles:write",
         }
     }
 
@@ -65,7 +75,8 @@ impl Scope {
             .ok_or(InvalidInput::new(
                 "scopes",
                 "each scope must be one of introspect, revoke, users:read, users:write, \
-                 secrets:rotate, audit:read, credentials:write, tenants:write",
+                 secrets:rotate, audit:read, credentials:write, tenants:write, roles:read, \
+                 roles:write",
             ))
     }
 
@@ -202,9 +213,9 @@ mod tests {
 
     #[test]
     fn tenant_scopes_are_all_but_tenants_write() {
-        assert_eq!(Scopes::ALL.iter().count(), 8);
+        assert_eq!(Scopes::ALL.iter().count(), 10);
         assert!(!Scopes::TENANT.contains(Scope::TenantsWrite));
-        assert_eq!(Scopes::TENANT.iter().count(), 7);
+        assert_eq!(Scopes::TENANT.iter().count(), 9);
         assert!(Scopes::TENANT.iter().all(Scope::is_tenant_scope));
     }
 

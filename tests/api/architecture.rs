@@ -227,12 +227,12 @@ fn layers_point_down_only() {
 const CAPABILITIES: &[&str] = &[
     "page",
     "audit",
-    "authz",
     "keys",
     "tokens",
     "accounts",
     "credentials",
     "admin",
+    "authz",
     "sample",
 ];
 

@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod propagation;
 mod resilience;
+mod roles;
 mod rotation;
 mod self_service;
 mod sessions;

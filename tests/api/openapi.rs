@@ -121,11 +121,27 @@ mod request_rules {
         max: Option<u64>,
     }
 
+    static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        serde_json::to_value(tenant_jwt::http::routes::ApiDoc::openapi()).unwrap()
+    });
+
     fn property(schema: &str, name: &str) -> Rule {
-        static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
-            serde_json::to_value(tenant_jwt::http::routes::ApiDoc::openapi()).unwrap()
-        });
-        let property = &SPEC["components"]["schemas"][schema]["properties"][name];
+        rule(&SPEC["components"]["schemas"][schema]["properties"][name])
+    }
+
+    /// The rule of each item of an array property (through its `$ref`).
+    fn items(schema: &str, name: &str) -> Rule {
+        let items = &SPEC["components"]["schemas"][schema]["properties"][name]["items"];
+        match items["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                rule(&SPEC["components"]["schemas"][name])
+            }
+            None => rule(items),
+        }
+    }
+
+    fn rule(property: &Value) -> Rule {
         Rule {
             pattern: property["pattern"]
                 .as_str()
@@ -159,6 +175,21 @@ mod request_rules {
     static TENANT_NAME: LazyLock<Rule> = LazyLock::new(|| property("CreateTenant", "name"));
     static USERNAME: LazyLock<Rule> = LazyLock::new(|| property("CreateUser", "username"));
     static PASSWORD: LazyLock<Rule> = LazyLock::new(|| property("CreateUser", "password"));
+    static ROLE_NAME: LazyLock<Rule> = LazyLock::new(|| property("CreateRole", "name"));
+    static HELD_ROLE: LazyLock<Rule> = LazyLock::new(|| items("SetUserRoles", "roles"));
+    static PATTERNS: [LazyLock<Rule>; 2] = [
+        LazyLock::new(|| items("CreateRole", "permissions")),
+        LazyLock::new(|| items("PatchRole", "permissions")),
+    ];
+
+    /// Short strings over the characters of the permission grammar and a
+    /// few just outside it.
+    fn grammar_edgy(max: usize) -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            'a', 'b', '0', '_', '.', '-', ':', ':', '*', 'A', ' ', '\n', 'é',
+        ]);
+        prop::collection::vec(pieces, 0..max).prop_map(|c| c.into_iter().collect())
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig {
@@ -174,6 +205,21 @@ mod request_rules {
         #[test]
         fn usernames(name in edgy(12)) {
             prop_assert_eq!(allows(&USERNAME, &name), Username::parse(&name).is_ok(), "{:?}", name);
+        }
+
+        #[test]
+        fn role_names(name in grammar_edgy(8)) {
+            let server = tenant_jwt::domain::authz::grammar::RoleName::parse(&name).is_ok();
+            prop_assert_eq!(allows(&ROLE_NAME, &name), server, "{:?}", name);
+            prop_assert_eq!(allows(&HELD_ROLE, &name), server, "{:?}", name);
+        }
+
+        #[test]
+        fn permission_patterns(pattern in grammar_edgy(10)) {
+            let server = tenant_jwt::domain::authz::grammar::Pattern::parse(&pattern).is_ok();
+            for documented in &PATTERNS {
+                prop_assert_eq!(allows(documented, &pattern), server, "{:?}", pattern);
+            }
         }
 
         #[test]

@@ -4,10 +4,10 @@
 //! - `grammar`: role names, permissions and the patterns roles grant,
 //!   parsed once (pure, property-tested);
 //! - `effective`: a user's effective permissions (the union of their roles'
-//!   patterns) indexed for checks, and the decision a check answers (pure).
-//!
-//! Storage of roles and assignments, the tenant's authorization version and
-//! its propagation build on these.
+//!   patterns) indexed for checks, and the decision a check answers (pure);
+//! - `roles`: a tenant's roles and who holds them, each change audited and
+//!   moving the tenant's `authz_version` in its own transaction.
 
 pub mod effective;
 pub mod grammar;
+pub mod roles;

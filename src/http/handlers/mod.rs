@@ -9,6 +9,7 @@ pub mod health;
 pub mod introspect;
 pub mod me;
 pub mod page;
+pub mod roles;
 pub mod sessions;
 pub mod tenants;
 pub mod user_sessions;

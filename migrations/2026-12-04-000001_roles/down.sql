@@ -1,0 +1,3 @@
+DROP TABLE user_roles;
+DROP TABLE roles;
+ALTER TABLE tenants DROP COLUMN authz_version;
