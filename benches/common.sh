@@ -43,6 +43,22 @@ seed_bench_user() {
     -d '{"username":"bench","password":"bench-password-1"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
 }
 
+# Gives user `bench` (through the instance at $1) 10 roles of 20 patterns
+# each, `r<i>` granting `area<i>:action<j>` and `area<i>:*`.
+seed_bench_roles() {
+  local user roles permissions
+  user=$(curl -sf "$1/v1/tenants/bench/users" -H "Authorization: Bearer $SERVICE_KEY" |
+    python3 -c 'import json, sys; print(next(u["id"] for u in json.load(sys.stdin)["users"] if u["username"] == "bench"))')
+  for i in $(seq 0 9); do
+    permissions=$(python3 -c "import json; print(json.dumps([f'area$i:action{j}' for j in range(19)] + ['area$i:*']))")
+    curl -sf -X POST "$1/v1/tenants/bench/roles" -H "Authorization: Bearer $SERVICE_KEY" \
+      -H 'Content-Type: application/json' -d "{\"name\":\"r$i\",\"permissions\":$permissions}" >/dev/null
+  done
+  roles=$(python3 -c 'import json; print(json.dumps([f"r{i}" for i in range(10)]))')
+  curl -sf -X PUT "$1/v1/tenants/bench/users/$user/roles" -H "Authorization: Bearer $SERVICE_KEY" \
+    -H 'Content-Type: application/json' -d "{\"roles\":$roles}" >/dev/null
+}
+
 # The wrk script that logs user `bench` in, written to $1.
 # write_login_lua FILE [USERNAME [PASSWORD]]: a wrk script that logs in
 # (by default as the bench user, with its password).

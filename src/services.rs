@@ -13,6 +13,7 @@ use crate::domain::accounts::hashing::PasswordHasher;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
+use crate::domain::authz::checks::Authz;
 use crate::domain::authz::roles::Roles;
 use crate::domain::credentials::Credentials;
 use crate::domain::keys::rewrap;
@@ -59,6 +60,7 @@ pub struct Services {
     pub propagation: Propagation,
     pub credentials: Credentials,
     pub roles: Roles,
+    pub authz: Authz,
 }
 
 impl Services {
@@ -120,6 +122,7 @@ impl Services {
                 metrics.clone(),
             ),
             roles: Roles::new(pool.clone(), admin.clone()),
+            authz: Authz::new(pool.clone()),
             admin,
             credentials,
             propagation: Propagation::new(pool.clone(), key_records, metrics.clone()),

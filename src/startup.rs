@@ -300,6 +300,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         stores.cache.subscriptions(),
     ));
     background.spawn(services.credentials.clone().watch());
+    background.spawn(services.authz.clone().watch());
     let Services {
         accounts,
         admin,
@@ -307,12 +308,14 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         verifier,
         credentials,
         roles,
+        authz,
         propagation: _,
     } = services;
     Ok(AppState {
         accounts,
         admin,
         roles,
+        authz,
         limits: Limits::new(
             &settings.limits,
             Some(Budgets::new(stores.cache.clone())),

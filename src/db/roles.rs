@@ -166,3 +166,40 @@ pub async fn set_of_user(
         .await
         .map(drop)
 }
+
+/// Every role of the tenant: id, name and patterns.
+pub async fn all(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> QueryResult<Vec<(RoleId, String, Vec<String>)>> {
+    roles::table
+        .filter(roles::tenant_id.eq(tenant))
+        .select((roles::id, roles::name, roles::permissions))
+        .load(conn)
+        .await
+}
+
+/// Every assignment of the tenant's roles.
+pub async fn assignments(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> QueryResult<Vec<(UserId, RoleId)>> {
+    user_roles::table
+        .inner_join(roles::table)
+        .filter(roles::tenant_id.eq(tenant))
+        .select((user_roles::user_id, user_roles::role_id))
+        .load(conn)
+        .await
+}
+
+/// The authorization versions of these tenants.
+pub async fn versions(
+    conn: &mut AsyncPgConnection,
+    of: &[TenantId],
+) -> QueryResult<Vec<(TenantId, i64)>> {
+    tenants::table
+        .filter(tenants::id.eq_any(of))
+        .select((tenants::id, tenants::authz_version))
+        .load(conn)
+        .await
+}

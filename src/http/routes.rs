@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::body::MAX_BODY_BYTES;
 use super::handlers::{
-    account, audit, credentials, forward_auth, health, introspect, me, roles, sessions, tenants,
-    user_sessions, users,
+    account, audit, authz, credentials, forward_auth, health, introspect, me, roles, sessions,
+    tenants, user_sessions, users,
 };
 use super::problem::{ApiError, Problem, json_error};
 
@@ -75,6 +75,7 @@ routes! {
     "/healthz" => { get: health::healthz },
     "/v1/me" => { get: me::me },
     "/v1/introspect" => { post: introspect::introspect },
+    "/v1/authz/check" => { post: authz::check },
     // Gateways forward the original method.
     "/v1/forward-auth" => {
         get | head | post | put | patch | delete | options: forward_auth::check,

@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
+use crate::domain::authz::checks::Authz;
 use crate::domain::authz::roles::Roles;
 use crate::domain::credentials::Credentials;
 use crate::domain::tokens::verify::Verifier;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub admin: Admin,
     /// Roles and who holds them.
     pub roles: Roles,
+    /// Checks against each tenant's current roles.
+    pub authz: Authz,
     pub sessions: Sessions,
     pub limits: Limits,
     pub metrics: Metrics,

@@ -177,6 +177,7 @@ mod request_rules {
     static PASSWORD: LazyLock<Rule> = LazyLock::new(|| property("CreateUser", "password"));
     static ROLE_NAME: LazyLock<Rule> = LazyLock::new(|| property("CreateRole", "name"));
     static HELD_ROLE: LazyLock<Rule> = LazyLock::new(|| items("SetUserRoles", "roles"));
+    static ASKED: LazyLock<Rule> = LazyLock::new(|| items("CheckRequest", "permissions"));
     static PATTERNS: [LazyLock<Rule>; 2] = [
         LazyLock::new(|| items("CreateRole", "permissions")),
         LazyLock::new(|| items("PatchRole", "permissions")),
@@ -220,6 +221,8 @@ mod request_rules {
             for documented in &PATTERNS {
                 prop_assert_eq!(allows(documented, &pattern), server, "{:?}", pattern);
             }
+            let asked = tenant_jwt::domain::authz::grammar::Permission::parse(&pattern).is_ok();
+            prop_assert_eq!(allows(&ASKED, &pattern), asked, "asked {:?}", pattern);
         }
 
         #[test]

@@ -76,17 +76,28 @@ pub struct Decision<'a> {
     pub missing: Vec<&'a Permission>,
 }
 
+impl<'a> Decision<'a> {
+    /// The decision on `asked` when `held` says which are held.
+    pub fn given(
+        asked: &'a [Permission],
+        require: Require,
+        held: impl Fn(&Permission) -> bool,
+    ) -> Self {
+        let missing: Vec<&Permission> = asked.iter().filter(|p| !held(p)).collect();
+        let allowed = match require {
+            Require::All => missing.is_empty(),
+            Require::Any => missing.len() < asked.len(),
+        };
+        Decision { allowed, missing }
+    }
+}
+
 pub fn decide<'a>(
     effective: &Effective,
     asked: &'a [Permission],
     require: Require,
 ) -> Decision<'a> {
-    let missing: Vec<&Permission> = asked.iter().filter(|p| !effective.allows(p)).collect();
-    let allowed = match require {
-        Require::All => missing.is_empty(),
-        Require::Any => missing.len() < asked.len(),
-    };
-    Decision { allowed, missing }
+    Decision::given(asked, require, |p| effective.allows(p))
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! - `roles`: a tenant's roles and who holds them, each change audited and
 //!   moving the tenant's `authz_version` in its own transaction.
 
+pub mod checks;
 pub mod effective;
 pub mod grammar;
 pub mod roles;
+pub mod view;

@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod audit;
+pub mod authz;
 pub mod credentials;
 pub mod forward_auth;
+pub mod grammar_schemas;
 pub mod health;
 pub mod introspect;
 pub mod me;

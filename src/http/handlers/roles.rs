@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::grammar_schemas::{PatternItem, RoleNameItem};
 use super::users::user_id;
-use crate::domain::authz::grammar::{MAX_PERMISSION_LEN, RoleName};
+use crate::domain::authz::grammar::RoleName;
 use crate::domain::authz::roles::{self, NewRole, Role, RolePatch, UserRoles, Versioned};
 use crate::http::body::{Json, Query, non_null};
 use crate::http::extract::{AdminCaller, scope};
@@ -81,44 +82,6 @@ impl From<UserRoles> for UserRolesResponse {
         }
     }
 }
-
-/// A permission pattern as a role grants it (documentation only):
-/// `invoices:approve`, `invoices:*` or `*`, at most 128 characters.
-pub struct PatternItem;
-
-impl utoipa::PartialSchema for PatternItem {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(
-                r"^(\*|[a-z0-9][a-z0-9_.-]{0,63}(:[a-z0-9][a-z0-9_.-]{0,63})*(:\*)?)$",
-            ))
-            .max_length(Some(MAX_PERMISSION_LEN))
-            .examples(["invoices:approve"])
-            .into()
-    }
-}
-
-impl ToSchema for PatternItem {}
-
-/// A role's name (documentation only).
-pub struct RoleNameItem;
-
-impl utoipa::PartialSchema for RoleNameItem {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(ROLE_NAME))
-            .examples(["invoice-approver"])
-            .into()
-    }
-}
-
-impl ToSchema for RoleNameItem {}
-
-const ROLE_NAME: &str = "^[a-z0-9][a-z0-9_.-]{0,63}$";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -3,6 +3,7 @@
 //! audited; confined to the caller's tenant and scopes (`access`).
 
 mod access;
+mod check;
 
 use reqwest::Method;
 use serde_json::{Value, json};
