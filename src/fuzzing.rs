@@ -12,7 +12,7 @@ use crate::domain::sample::{self, Signed};
 use crate::domain::tokens::verify::Unverified;
 use crate::http::body::parse_form_or_json;
 use crate::http::handlers::{introspect, sessions, tenants, users};
-use crate::http::problem::{ApiError, json_error};
+use crate::http::problem::ApiError;
 
 /// A sample user's record and a token it signed, and the moment to check
 /// tokens at (the token's own issue time, so it never expires mid-run).
@@ -77,10 +77,7 @@ pub fn request_body(data: &[u8]) {
 /// target and the property tests drive. `kind` picks the body (any value is
 /// fine); the answer is whether the body would be accepted.
 fn parse_body(kind: u8, content_type: &str, body: &[u8]) -> Result<(), ApiError> {
-    fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-        serde_json::from_slice(body)
-            .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
-    }
+    use crate::http::body::json_object as json;
     let content_type = Some(content_type);
     match kind % 8 {
         0 => json::<sessions::LoginRequest>(body).map(drop),

@@ -141,9 +141,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if !json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            serde_json::from_slice(&body)
-                .map(Json)
-                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+            json_object(&body).map(Json)
         })
     }
 }
@@ -240,6 +238,19 @@ where
     T::deserialize(value).map(Some)
 }
 
+/// A JSON body as a `T`. Every body the service reads is an object: serde
+/// would also fill a struct from an array of its fields in order, which the
+/// OpenAPI document does not allow, so anything but an object is refused.
+pub(crate) fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "invalid JSON body: expected an object".to_owned(),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
 /// Parses a body sent form-encoded (as OAuth RFCs 7009 and 7662 say) or as JSON.
 pub(crate) fn form_or_json<T: DeserializeOwned>(
     req: &HttpRequest,
@@ -266,8 +277,7 @@ pub(crate) fn parse_form_or_json<T: DeserializeOwned>(
         super::form::from_bytes(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))
     } else if is("application/json") {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        json_object(body)
     } else {
         Err(ApiError::UnsupportedMediaType)
     }
@@ -291,4 +301,26 @@ pub(crate) fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
         .insert_header((header::PRAGMA, header::HeaderValue::from_static("no-cache")))
         .content_type(header::HeaderValue::from_static("application/json"))
         .body(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        a: u8,
+    }
+
+    #[test]
+    fn a_json_body_is_an_object() {
+        assert_eq!(json_object::<Body>(b" {\"a\": 1}").unwrap(), Body { a: 1 });
+        assert_eq!(json_object::<Body>(b"{}").unwrap(), Body::default());
+        for refused in [&b"[]"[..], b"[1]", b"null", b"1", b"\"a\"", b""] {
+            let refused = json_object::<Body>(refused).unwrap_err();
+            assert!(matches!(refused, ApiError::BadRequest(_)), "{refused:?}");
+        }
+    }
 }

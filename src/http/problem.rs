@@ -7,7 +7,6 @@
 //! The cause of a 503 or a 500 rides along as `source` and is logged once,
 //! where the request ends (`observe`), never rendered.
 
-use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -314,19 +313,6 @@ impl std::fmt::Display for Cause<'_> {
             Some(cause) => ErrorChain(cause.as_ref()).fmt(f),
             None => f.write_str("unknown"),
         }
-    }
-}
-
-/// Maps actix's JSON body errors onto problems.
-pub fn json_error(e: JsonPayloadError) -> ApiError {
-    match e {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge
-        }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
-        JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge,
-        other => ApiError::BadRequest(format!("unreadable body: {other}")),
     }
 }
 

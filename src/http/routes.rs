@@ -7,12 +7,11 @@ use actix_web::{HttpResponse, Resource, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::body::MAX_BODY_BYTES;
 use super::handlers::{
     account, audit, authz, credentials, forward_auth, health, introspect, me, roles, sessions,
     tenants, user_sessions, users,
 };
-use super::problem::{ApiError, Problem, json_error};
+use super::problem::{ApiError, Problem};
 
 /// `web::get()` and the rest, and `options`, which actix-web lacks.
 mod method {
@@ -133,20 +132,11 @@ routes! {
     "/v1/me/sessions/{session_id}" => { delete: account::end_session },
 }
 
-/// Registers every route, body limits and problem+json error handlers.
+/// Registers every route and problem+json for path errors. Bodies and
+/// queries are read by `body`'s extractors, which set their own limits.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .error_handler(|e, _| json_error(e).into()),
-    )
-    .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-    .app_data(
         web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
-    )
-    .app_data(
-        web::QueryConfig::default()
-            .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     );
     register_routes(cfg);
     cfg.default_service(web::to(|| async {

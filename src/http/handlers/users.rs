@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::page::PageQuery;
 use crate::domain::accounts::password::Password;
 use crate::domain::accounts::users::{NewUser, User, UserPatch};
-use crate::http::body::{Bytes, Json, Query, non_null, whole_number};
+use crate::http::body::{Bytes, Json, Query, json_object, non_null, whole_number};
 use crate::http::extract::{AdminCaller, scope};
-use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem, json_error};
+use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
 use crate::types::ids::{Generation, Role, UserId, Username};
 
@@ -257,8 +257,7 @@ impl RotateRequest {
         if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
             return Ok(Self::default());
         }
-        serde_json::from_slice(body)
-            .map_err(|e| json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
+        json_object(body)
     }
 
     pub(crate) fn grace(&self) -> std::time::Duration {

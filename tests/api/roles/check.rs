@@ -8,7 +8,7 @@ use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{call, create_role};
+use super::{assign, call, create_role};
 use crate::helpers::{TestApp, service_key, spawn_app, spawn_app_with, test_settings};
 
 async fn check(app: &TestApp, body: Value) -> (u16, Value) {
@@ -39,15 +39,7 @@ async fn a_check_answers_all_any_and_what_is_missing() {
     let app = spawn_app().await;
     let alice = app.tenant_with_user("acme", "alice").await;
     create_role(&app, "approver", &["invoices:approve", "reports:*"]).await;
-    let path = format!("/v1/tenants/acme/users/{}/roles", alice.id);
-    call(
-        &app,
-        Method::PUT,
-        &path,
-        Some(json!({"roles": ["approver"]})),
-        None,
-    )
-    .await;
+    assign(&app, alice.id, &["approver"]).await;
 
     let asked = json!(["invoices:approve", "invoices:void", "reports:q1:read"]);
     let (status, all) = check(&app, json!({"token": alice.token, "permissions": asked})).await;
@@ -109,15 +101,7 @@ async fn a_removed_permission_is_refused_on_another_instance_within_250_ms() {
     let b = spawn_app_with(settings).await;
     let alice = a.tenant_with_user("acme", "alice").await;
     create_role(&a, "approver", &["invoices:approve"]).await;
-    let path = format!("/v1/tenants/acme/users/{}/roles", alice.id);
-    call(
-        &a,
-        Method::PUT,
-        &path,
-        Some(json!({"roles": ["approver"]})),
-        None,
-    )
-    .await;
+    assign(&a, alice.id, &["approver"]).await;
     let mut worst = Duration::ZERO;
     for round in 0..5 {
         // B holds the tenant's view, granting.

@@ -8,6 +8,8 @@ mod check;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use tenant_jwt::types::ids::UserId;
+
 use crate::helpers::{TestApp, service_key, spawn_app};
 
 /// A call as the root key: status, headers and JSON body (null if none).
@@ -54,6 +56,20 @@ fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
 
 fn version(headers: &reqwest::header::HeaderMap) -> i64 {
     header(headers, "authz-version").parse().unwrap()
+}
+
+/// Gives `user` of tenant `acme` exactly `roles` (as the root key).
+async fn assign(app: &TestApp, user: UserId, roles: &[&str]) {
+    let path = format!("/v1/tenants/acme/users/{user}/roles");
+    let (status, _, body) = call(
+        app,
+        Method::PUT,
+        &path,
+        Some(json!({ "roles": roles })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 async fn create_role(app: &TestApp, name: &str, permissions: &[&str]) -> (String, i64) {
