@@ -337,6 +337,16 @@ pub enum AdminErrors {
     NotFound(Problem<'static>),
 }
 
+/// A service route's answer to a credential without its scope.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived description is used.
+pub enum ScopeErrors {
+    /// A credential without the scope the operation needs
+    /// (`insufficient_scope`, with `WWW-Authenticate` naming the scope).
+    #[response(status = 403, content_type = "application/problem+json")]
+    InsufficientScope(Problem<'static>),
+}
+
 /// The failures of a route that needs a service key or an access token.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Only its derived description is used.

@@ -13,7 +13,7 @@ use crate::domain::authz::grammar::Permission;
 use crate::http::body::{Json, no_store_json};
 use crate::http::extract::{Service, scope};
 use crate::http::handlers::grammar_schemas::PermissionItem;
-use crate::http::problem::{ApiError, BodyErrors, CallerErrors};
+use crate::http::problem::{ApiError, BodyErrors, CallerErrors, ScopeErrors};
 use crate::http::state::AppState;
 use crate::types::ids::InvalidInput;
 
@@ -76,6 +76,7 @@ fn asked(raw: &[String]) -> Result<Vec<Permission>, InvalidInput> {
         (status = 200, description = "The decision; an inactive token is `{active: false, allowed: false}`", body = CheckAnswer),
         BodyErrors,
         CallerErrors,
+        ScopeErrors,
     ),
     security(("service_key" = ["introspect"])),
 )]

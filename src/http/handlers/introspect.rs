@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::DomainError;
 use crate::http::body::{Bytes, form_or_json, no_store_json};
 use crate::http::extract::{Service, scope};
-use crate::http::problem::{ApiError, BodyErrors, CallerErrors};
+use crate::http::problem::{ApiError, BodyErrors, CallerErrors, ScopeErrors};
 use crate::http::state::AppState;
 use crate::types::ids::{Role, TenantId, TokenId, UserId, Username};
 
@@ -82,6 +82,7 @@ pub struct ActiveToken<'a> {
         (status = 200, description = "Active or not", body = Introspection),
         BodyErrors,
         CallerErrors,
+        ScopeErrors,
     ),
     security(("service_key" = ["introspect"])),
 )]

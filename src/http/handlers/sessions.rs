@@ -9,7 +9,9 @@ use crate::domain::accounts::password::Password;
 use crate::domain::accounts::sessions::TokenPair;
 use crate::http::body::{Bytes, Json, form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, Service, SessionClient, scope};
-use crate::http::problem::{ApiError, BodyErrors, CallerErrors, Problem, UnavailableError};
+use crate::http::problem::{
+    ApiError, BodyErrors, CallerErrors, Problem, ScopeErrors, UnavailableError,
+};
 use crate::http::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -194,6 +196,7 @@ pub struct RevokeRequest {
         (status = 200, description = "Revoked, or nothing to revoke"),
         BodyErrors,
         CallerErrors,
+        ScopeErrors,
     ),
     security(("service_key" = ["revoke"])),
 )]
