@@ -167,14 +167,11 @@ pub async fn set_of_user(
         .map(drop)
 }
 
-/// Every role of the tenant: id, name and patterns.
-pub async fn all(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Vec<(RoleId, String, Vec<String>)>> {
+/// Every role of the tenant.
+pub async fn all(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Vec<RoleRow>> {
     roles::table
         .filter(roles::tenant_id.eq(tenant))
-        .select((roles::id, roles::name, roles::permissions))
+        .select(RoleRow::as_select())
         .load(conn)
         .await
 }

@@ -155,7 +155,7 @@ pub async fn create_tenant(
 
 /// The row if it is a user of `tenant`; a user of another tenant is not
 /// found, exactly as one that does not exist.
-pub(super) fn in_tenant(row: Option<UserRow>, tenant: TenantId) -> Result<UserRow, DomainError> {
+pub(crate) fn in_tenant(row: Option<UserRow>, tenant: TenantId) -> Result<UserRow, DomainError> {
     row.filter(|row| row.tenant_id == tenant)
         .ok_or(DomainError::NotFound("user"))
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::grammar::{Pattern, RoleName};
+use super::roles::Role;
 use super::view::TenantView;
 use crate::db::{self, Db};
 use crate::domain::error::DomainError;
@@ -101,16 +101,10 @@ impl Authz {
                 let assignments = db::roles::assignments(conn, tenant).await?;
                 let roles = roles
                     .into_iter()
-                    .map(|(id, name, patterns)| {
-                        let broken =
-                            || DomainError::internal(format!("stored role {id} does not parse"));
-                        let name = RoleName::parse(&name).map_err(|_| broken())?;
-                        let patterns = patterns
-                            .iter()
-                            .map(|p| Pattern::parse(p))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|_| broken())?;
-                        Ok((id, name, patterns))
+                    .map(|row| {
+                        let id = row.id;
+                        let role = Role::try_from(row)?;
+                        Ok((id, role.name, role.permissions))
                     })
                     .collect::<Result<Vec<_>, DomainError>>()?;
                 Ok(TenantView::new(version, roles, assignments))

@@ -11,7 +11,7 @@ use super::effective::Effective;
 use super::grammar::{Pattern, RoleName};
 use crate::db::users::Lock;
 use crate::db::{self, Db};
-use crate::domain::admin::Admin;
+use crate::domain::admin::{Admin, in_tenant};
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::{Conflict, DomainError, is_unique_violation};
 use crate::domain::page;
@@ -359,17 +359,13 @@ impl Roles {
     }
 }
 
-/// NotFound unless `user` is a user of `tenant`.
+/// NotFound unless `user` is a user of `tenant` (as administration says).
 async fn user_in(
     conn: &mut diesel_async::AsyncPgConnection,
     user: UserId,
     tenant: TenantId,
 ) -> Result<(), DomainError> {
-    db::users::find(conn, user, Lock::No)
-        .await?
-        .filter(|row| row.tenant_id == tenant)
-        .map(drop)
-        .ok_or(DomainError::NotFound("user"))
+    in_tenant(db::users::find(conn, user, Lock::No).await?, tenant).map(drop)
 }
 
 fn user_roles(rows: Vec<db::roles::RoleRow>, authz_version: i64) -> Result<UserRoles, DomainError> {

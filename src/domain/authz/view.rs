@@ -99,17 +99,6 @@ impl Holder<'_> {
     pub fn decide<'a>(&self, asked: &'a [Permission], require: Require) -> Decision<'a> {
         Decision::given(asked, require, |p| self.allows(p))
     }
-
-    /// The effective patterns, the union of the roles', sorted.
-    pub fn patterns(&self) -> Vec<Pattern> {
-        let mut all: Vec<Pattern> = self
-            .roles()
-            .flat_map(|role| role.effective.patterns())
-            .collect();
-        all.sort_by_key(ToString::to_string);
-        all.dedup();
-        all
-    }
 }
 
 #[cfg(test)]
@@ -158,7 +147,7 @@ mod tests {
         assert!(bob.decide(&question, Require::Any).allowed);
         let nobody = view.holder(UserId::generate());
         assert!(!nobody.decide(&question, Require::Any).allowed);
-        assert!(nobody.patterns().is_empty());
+        assert!(nobody.role_names().is_empty());
         assert_eq!(view.size(), (2, 3));
     }
 
