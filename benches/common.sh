@@ -43,12 +43,22 @@ seed_bench_user() {
     -d '{"username":"bench","password":"bench-password-1"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
 }
 
-# Gives user `bench` (through the instance at $1) 10 roles of 20 patterns
-# each, `r<i>` granting `area<i>:action<j>` and `area<i>:*`.
+# Creates user $2 in tenant `bench` (through the instance at $1); prints an
+# access token of theirs.
+seed_bench_member() {
+  curl -sf -X POST "$1/v1/tenants/bench/users" -H "Authorization: Bearer $SERVICE_KEY" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$2\",\"password\":\"bench-password-1\"}" >/dev/null
+  curl -sf -X POST "$1/v1/tenants/bench/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$2\",\"password\":\"bench-password-1\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+
+# Gives user $2 (default `bench`) of tenant `bench` (through the instance at
+# $1) 10 roles of 20 patterns each, `r<i>` granting `area<i>:action<j>` and
+# `area<i>:*`.
 seed_bench_roles() {
   local user roles permissions
   user=$(curl -sf "$1/v1/tenants/bench/users" -H "Authorization: Bearer $SERVICE_KEY" |
-    python3 -c 'import json, sys; print(next(u["id"] for u in json.load(sys.stdin)["users"] if u["username"] == "bench"))')
+    NAME="${2:-bench}" python3 -c 'import json, os, sys; print(next(u["id"] for u in json.load(sys.stdin)["users"] if u["username"] == os.environ["NAME"]))')
   for i in $(seq 0 9); do
     permissions=$(python3 -c "import json; print(json.dumps([f'area$i:action{j}' for j in range(19)] + ['area$i:*']))")
     curl -sf -X POST "$1/v1/tenants/bench/roles" -H "Authorization: Bearer $SERVICE_KEY" \

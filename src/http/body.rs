@@ -227,6 +227,36 @@ pub(crate) fn some_whole_number<'de, D: serde::Deserializer<'de>>(
     whole_number(value).map(Some)
 }
 
+/// An optional `min_version`: a non-negative whole number in JSON (`7` or
+/// `7.0`, never `"7"`), its digits in a form.
+pub(crate) fn some_version<'de, D: serde::Deserializer<'de>>(
+    value: D,
+) -> Result<Option<i64>, D::Error> {
+    struct Version;
+    impl serde::de::Visitor<'_> for Version {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("too large"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            u64::try_from(v).map_err(|_| E::custom("must be a non-negative integer"))?;
+            Ok(v)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&v) {
+                Ok(v as i64)
+            } else {
+                Err(E::custom("must be a non-negative integer"))
+            }
+        }
+    }
+    // JSON hands a number to the visitor as it is; a form parses its text.
+    value.deserialize_i64(Version).map(Some)
+}
+
 /// For an optional body field that may be left out but not sent as `null`
 /// (`#[serde(default, deserialize_with = "non_null")]`): what the OpenAPI
 /// document says, a field that is absent or of its type.

@@ -34,8 +34,8 @@ pub fn from_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 /// A name or a value, already decoded: a string, which an `Option` field
-/// takes as present (as serde_urlencoded does). Every form the service reads
-/// holds strings only; a number or a bool field would be refused here where
+/// takes as present (as serde_urlencoded does), or an `i64` parsed from it.
+/// Any other number or a bool field would be refused here where
 /// serde_urlencoded parses it, so such a field needs a case below first.
 struct Part<'a>(&'a str);
 
@@ -58,8 +58,16 @@ impl<'de> Deserializer<'de> for Part<'_> {
         visitor.visit_some(self)
     }
 
+    /// As serde_urlencoded: the text parsed as a number (`min_version`).
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0.parse::<i64>() {
+            Ok(number) => visitor.visit_i64(number),
+            Err(e) => Err(serde::de::Error::custom(e)),
+        }
+    }
+
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct newtype_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
     }
@@ -79,6 +87,8 @@ mod tests {
         token: String,
         #[serde(default)]
         token_type_hint: Option<String>,
+        #[serde(default, deserialize_with = "crate::http::body::some_version")]
+        min_version: Option<i64>,
     }
 
     /// Whether both readers agree: the same value, or both refuse.
@@ -112,6 +122,12 @@ mod tests {
             b"token=a+b",
             b"token=\xff",
             b"token=a&token_type_hint",
+            b"token=a&min_version=12",
+            b"token=a&min_version=-1",
+            b"token=a&min_version=+1",
+            b"token=a&min_version=1.0",
+            b"token=a&min_version=",
+            b"token=a&min_version=99999999999999999999",
         ] {
             agree(body).unwrap();
         }
@@ -120,8 +136,12 @@ mod tests {
             TokenForm {
                 token: "a.b.c".into(),
                 token_type_hint: Some("x".into()),
+                min_version: None,
             }
         );
+        for body in [&b"token=a&min_version=12"[..], b"token=a+&min_version=12"] {
+            assert_eq!(from_bytes::<TokenForm>(body).unwrap().min_version, Some(12));
+        }
     }
 
     proptest! {
@@ -133,6 +153,8 @@ mod tests {
                 prop_oneof![
                     3 => Just(b"token".to_vec()),
                     2 => Just(b"token_type_hint".to_vec()),
+                    2 => Just(b"min_version".to_vec()),
+                    2 => "-?[0-9]{1,3}".prop_map(String::into_bytes),
                     4 => Just(b"=".to_vec()),
                     4 => Just(b"&".to_vec()),
                     1 => Just(b"%".to_vec()),

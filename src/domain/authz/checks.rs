@@ -65,16 +65,47 @@ impl Authz {
         views.get(&tenant).cloned()
     }
 
+    /// The tenant's view if it can be known current without waiting on a
+    /// Postgres that does not answer: the one held, or one read now while
+    /// the watch reaches Postgres; `None` (grant nothing) past that. For
+    /// answers that carry roles beside an identity (introspection, `/v1/me`,
+    /// forward-auth), which stay available from caches while Postgres is down.
+    pub async fn current(&self, tenant: TenantId) -> Option<Arc<TenantView>> {
+        if now_ms() >= self.trusted_until.load(Ordering::Acquire) {
+            return None;
+        }
+        match self.view(tenant, None).await {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::warn!(error = %crate::domain::error::ErrorChain(&e), "cannot read a tenant's roles; answered without them");
+                None
+            }
+        }
+    }
+
     /// The tenant's view, at least at `min_version` when one is asked for.
     pub async fn view(
         &self,
         tenant: TenantId,
         min_version: Option<i64>,
     ) -> Result<Arc<TenantView>, DomainError> {
-        if let Some(view) = self.held(tenant)
+        let held = self.held(tenant);
+        if let Some(view) = &held
             && min_version.is_none_or(|least| view.version >= least)
         {
-            return Ok(view);
+            return Ok(view.clone());
+        }
+        // Asked for a newer version than held: when Postgres has no newer
+        // one (a version no write returned), the view held is current, and
+        // one row is read rather than the tenant's roles.
+        if let Some(view) = held {
+            let version = self
+                .db
+                .query(async |conn| db::roles::version(conn, tenant).await)
+                .await?;
+            if version == view.version {
+                return Ok(view);
+            }
         }
         let view = Arc::new(self.load(tenant).await?);
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());

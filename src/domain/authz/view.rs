@@ -14,6 +14,8 @@ use crate::types::ids::{RoleId, UserId};
 struct ViewRole {
     name: RoleName,
     effective: Effective,
+    /// The patterns as written, sorted (for answers that list them).
+    listed: Box<[Box<str>]>,
 }
 
 /// A tenant's roles and assignments at `version`.
@@ -58,9 +60,16 @@ impl TenantView {
             version,
             roles: roles
                 .into_iter()
-                .map(|(_, name, patterns)| ViewRole {
-                    name,
-                    effective: Effective::of(&patterns),
+                .map(|(_, name, patterns)| {
+                    let mut listed: Vec<Box<str>> =
+                        patterns.iter().map(|p| p.to_string().into()).collect();
+                    listed.sort_unstable();
+                    listed.dedup();
+                    ViewRole {
+                        name,
+                        effective: Effective::of(&patterns),
+                        listed: listed.into(),
+                    }
                 })
                 .collect(),
             held,
@@ -80,15 +89,30 @@ impl TenantView {
     }
 }
 
-impl Holder<'_> {
-    fn roles(&self) -> impl Iterator<Item = &ViewRole> {
+impl<'v> Holder<'v> {
+    fn roles(&self) -> impl Iterator<Item = &'v ViewRole> + use<'v> {
+        let view = self.view;
         self.roles
             .iter()
-            .map(|at| &self.view.roles[usize::from(*at)])
+            .map(move |at| &view.roles[usize::from(*at)])
     }
 
-    pub fn role_names(&self) -> Vec<&RoleName> {
+    pub fn role_names(&self) -> Vec<&'v RoleName> {
         self.roles().map(|role| &role.name).collect()
+    }
+
+    /// The user's effective permissions: their roles' patterns, sorted,
+    /// each once.
+    pub fn permissions(&self) -> Vec<&'v str> {
+        let mut listed: Vec<&str> = self
+            .roles()
+            .flat_map(|role| role.listed.iter().map(|p| &**p))
+            .collect();
+        if self.roles.len() > 1 {
+            listed.sort_unstable();
+            listed.dedup();
+        }
+        listed
     }
 
     pub fn allows(&self, permission: &Permission) -> bool {
@@ -123,7 +147,7 @@ mod tests {
     #[test]
     fn a_user_is_granted_the_union_of_their_roles() {
         let (approver, reader) = (
-            role("approver", &["invoices:approve"]),
+            role("approver", &["reports:*", "invoices:approve"]),
             role("reader", &["reports:*"]),
         );
         let (alice, bob) = (UserId::generate(), UserId::generate());
@@ -140,6 +164,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["approver", "reader"]
         );
+        assert_eq!(alice.permissions(), ["invoices:approve", "reports:*"]);
         let bob = view.holder(bob);
         let all = bob.decide(&question, Require::All);
         assert!(!all.allowed);
@@ -147,7 +172,7 @@ mod tests {
         assert!(bob.decide(&question, Require::Any).allowed);
         let nobody = view.holder(UserId::generate());
         assert!(!nobody.decide(&question, Require::Any).allowed);
-        assert!(nobody.role_names().is_empty());
+        assert!(nobody.role_names().is_empty() && nobody.permissions().is_empty());
         assert_eq!(view.size(), (2, 3));
     }
 

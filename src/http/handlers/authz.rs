@@ -34,9 +34,9 @@ pub struct CheckRequest {
     require: Option<Require>,
     /// Answer from a view at least this recent (an `authz_version` a write
     /// returned): read-your-writes on any instance.
-    #[serde(default, deserialize_with = "crate::http::body::some_whole_number")]
+    #[serde(default, deserialize_with = "crate::http::body::some_version")]
     #[schema(value_type = Option<i64>, nullable = false, minimum = 0)]
-    min_version: Option<u64>,
+    min_version: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,10 +88,6 @@ pub async fn check(
     state.limits.check_introspection(caller.key)?;
     let request = body.into_inner();
     let asked = asked(&request.permissions)?;
-    let min_version = request
-        .min_version
-        .map(|v| i64::try_from(v).map_err(|_| InvalidInput::new("min_version", "too large")))
-        .transpose()?;
     let verified = match state.verifier.verify(&request.token).await {
         Ok(verified) => verified,
         Err(DomainError::InvalidToken(_)) => return Ok(no_store_json(INACTIVE)),
@@ -105,7 +101,10 @@ pub async fn check(
     {
         return Ok(no_store_json(INACTIVE));
     }
-    let view = state.authz.view(verified.claims.tid, min_version).await?;
+    let view = state
+        .authz
+        .view(verified.claims.tid, request.min_version)
+        .await?;
     let decision = view
         .holder(verified.claims.sub)
         .decide(&asked, request.require.unwrap_or_default());

@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::DomainError;
+use crate::domain::authz::grammar::RoleName;
+use crate::domain::authz::view::TenantView;
 use crate::http::body::{Bytes, form_or_json, no_store_json};
 use crate::http::extract::{Service, scope};
+use crate::http::handlers::grammar_schemas::{PatternItem, RoleNameItem};
 use crate::http::problem::{ApiError, BodyErrors, CallerErrors, ScopeErrors};
 use crate::http::state::AppState;
 use crate::types::ids::{Role, TenantId, TokenId, UserId, Username};
@@ -21,6 +24,11 @@ pub struct IntrospectRequest {
     #[serde(default, rename = "token_type_hint")]
     #[schema(rename = "token_type_hint")]
     _token_type_hint: Option<String>,
+    /// Answer `roles` and `permissions` from a view at least this recent (an
+    /// `authz_version` a write returned): read-your-writes on any instance.
+    #[serde(default, deserialize_with = "crate::http::body::some_version")]
+    #[schema(value_type = Option<i64>, nullable = false, minimum = 0)]
+    min_version: Option<i64>,
 }
 
 /// RFC 7662 §2.2. An inactive token has `active: false` and nothing else;
@@ -57,6 +65,18 @@ pub struct ActiveTokenMembers {
     iss: Option<String>,
     #[schema(nullable = false)]
     aud: Option<String>,
+    /// The user's roles now (sorted); with `permissions` and
+    /// `authz_version`, absent only while the tenant's roles cannot be read
+    /// (Postgres unreachable): grant nothing then.
+    #[schema(value_type = Option<Vec<RoleNameItem>>, nullable = false)]
+    roles: Option<Vec<String>>,
+    /// The user's effective permission patterns now: their roles' patterns,
+    /// sorted, each once.
+    #[schema(value_type = Option<Vec<PatternItem>>, nullable = false)]
+    permissions: Option<Vec<String>>,
+    /// The tenant's authorization version `roles` and `permissions` are from.
+    #[schema(nullable = false)]
+    authz_version: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +90,37 @@ pub struct ActiveToken<'a> {
     jti: TokenId,
     iss: &'a str,
     aud: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    held: Option<Held<'a>>,
+}
+
+/// A user's roles and permissions from a tenant's view (introspection and
+/// `/v1/me`).
+#[derive(Serialize)]
+pub struct Held<'a> {
+    roles: Vec<&'a RoleName>,
+    permissions: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authz_version: Option<i64>,
+}
+
+impl<'a> Held<'a> {
+    pub fn of(view: &'a TenantView, user: UserId) -> Self {
+        let holder = view.holder(user);
+        Held {
+            roles: holder.role_names(),
+            permissions: holder.permissions(),
+            authz_version: Some(view.version),
+        }
+    }
+
+    /// Without the version (`/v1/me`).
+    pub fn unversioned(self) -> Self {
+        Held {
+            authz_version: None,
+            ..self
+        }
+    }
 }
 
 /// Whether a token is active, and whose (RFC 7662).
@@ -115,6 +166,10 @@ pub async fn introspect(
         return Ok(inactive());
     }
     let (claims, record) = (&verified.claims, &verified.record);
+    let view = match request.min_version {
+        Some(least) => Some(state.authz.view(claims.tid, Some(least)).await?),
+        None => state.authz.current(claims.tid).await,
+    };
     Ok(no_store_json(Introspection {
         active: true,
         token: Some(ActiveToken {
@@ -127,6 +182,7 @@ pub async fn introspect(
             jti: claims.jti,
             iss: &claims.iss,
             aud: &claims.aud,
+            held: view.as_deref().map(|view| Held::of(view, claims.sub)),
         }),
     }))
 }

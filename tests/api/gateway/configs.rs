@@ -7,13 +7,14 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// The identity headers every gateway must copy from the answer, replacing
 /// whatever the client sent under those names.
-const IDENTITY: [&str; 6] = [
+const IDENTITY: [&str; 7] = [
     "X-Auth-User-Id",
     "X-Auth-Tenant-Id",
     "X-Auth-Tenant",
     "X-Auth-Username",
     "X-Auth-Role",
     "X-Auth-Session-Id",
+    "X-Auth-Roles",
 ];
 
 fn read(file: &str) -> String {
@@ -109,8 +110,13 @@ fn envoy_ext_authz_asks_the_service_and_copies_the_identity() {
     };
     assert_eq!(
         exact(&service["authorization_request"]["allowed_headers"]["patterns"]),
-        ["authorization", "cookie", "x-forwarded-for"],
-        "the credential reaches the service"
+        [
+            "authorization",
+            "cookie",
+            "x-forwarded-for",
+            "x-auth-min-version"
+        ],
+        "the credential (and a client's read-your-writes) reaches the service"
     );
     let identity: Vec<String> = IDENTITY.iter().map(|h| h.to_ascii_lowercase()).collect();
     assert_eq!(

@@ -7,6 +7,7 @@
 mod caddy;
 mod configs;
 mod nginx;
+mod permissions;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -241,6 +242,8 @@ async fn gateway_cases(app: &TestApp, gateway: &Gateway) {
     assert_eq!(admitted.status(), 200, "{}", gateway.log());
     let echoed: Value = admitted.json().await.unwrap();
     assert_eq!(echoed["headers"]["x-auth-role"], "admin");
+
+    permissions::permission_cases(app, gateway, &member).await;
 
     // Rotating the member's secret: their token stops at the gateway.
     let rotated = app

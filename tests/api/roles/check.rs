@@ -221,3 +221,45 @@ async fn checks_with_min_version_agree_with_the_last_write_on_any_instance() {
     }
     assert!(edits > 50 && checks > 50, "{edits} edits, {checks} checks");
 }
+
+/// The writing instance (the real binary) killed the moment it answers, and
+/// Redis flushed: the removal it committed is refused on another instance
+/// within 5 s, and stays refused.
+#[tokio::test]
+async fn a_removal_is_refused_elsewhere_though_its_writer_is_killed_as_it_answers() {
+    use crate::helpers::binary::Running;
+
+    let settings = test_settings();
+    let b = spawn_app_with(settings.clone()).await;
+    let alice = b.tenant_with_user("acme", "alice").await;
+    create_role(&b, "approver", &["invoices:approve"]).await;
+    assign(&b, alice.id, &["approver"]).await;
+    assert!(allowed(&b, &alice.token, "invoices:approve", None).await);
+
+    let mut writer = Running::start(&settings);
+    assert!(writer.readyz_answers(200).await, "the writer starts");
+    let removed = writer
+        .client
+        .patch(writer.url("/v1/tenants/acme/roles/approver"))
+        .bearer_auth(service_key())
+        .json(&json!({"permissions": []}))
+        .send()
+        .await
+        .unwrap();
+    writer.child.start_kill().unwrap();
+    let answered = Instant::now();
+    assert_eq!(removed.status(), 200);
+    b.flush_redis().await;
+    while allowed(&b, &alice.token, "invoices:approve", None).await {
+        assert!(
+            answered.elapsed() < Duration::from_secs(5),
+            "still granted 5 s after the writer died"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..20 {
+        assert!(!allowed(&b, &alice.token, "invoices:approve", None).await);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    writer.child.wait().await.unwrap();
+}

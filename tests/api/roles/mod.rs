@@ -3,6 +3,7 @@
 //! audited; confined to the caller's tenant and scopes (`access`).
 
 mod access;
+mod answers;
 mod check;
 
 use reqwest::Method;
