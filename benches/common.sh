@@ -82,3 +82,64 @@ LUA
 
 # An awk function: a wrk latency ("812.00us", "3.41ms", "1.02s") in milliseconds.
 WRK_MS='function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }'
+
+# The hot routes benches/ratio and benches/profile measure, through the
+# instance at $1, with wrk scripts written into $2: tenant `bench` with user
+# `bench` (no role: the rows as before roles existed) and user `holder` (10
+# roles of 20 patterns: the check, and introspection listing them), and a
+# stored credential. Sets HOT_LABELS, HOT_SCRIPTS and HOT_PATHS, one entry
+# per route, /healthz first.
+hot_routes() {
+  local url=$1 work=$2 token holder stored
+  token=$(seed_bench_user "$url")
+  holder=$(seed_bench_member "$url" holder)
+  seed_bench_roles "$url" holder
+  stored=$(curl -sf -X POST "$url/v1/service-credentials" -H "Authorization: Bearer $SERVICE_KEY" \
+    -H 'Content-Type: application/json' -d '{"name":"hot routes","scopes":["introspect"]}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  # file method bearer [body content-type]
+  wrk_script() {
+    {
+      echo "wrk.method = \"$2\""
+      echo "wrk.headers[\"Authorization\"] = \"Bearer $3\""
+      if [ -n "${4:-}" ]; then
+        echo "wrk.body = '$4'"
+        echo "wrk.headers[\"Content-Type\"] = \"$5\""
+      fi
+    } >"$work/$1.lua"
+  }
+  : >"$work/healthz.lua"
+  wrk_script me GET "$token"
+  wrk_script introspect POST "$SERVICE_KEY" "token=$token" application/x-www-form-urlencoded
+  wrk_script stored POST "$stored" "token=$token" application/x-www-form-urlencoded
+  wrk_script holder POST "$SERVICE_KEY" "token=$holder" application/x-www-form-urlencoded
+  wrk_script check POST "$SERVICE_KEY" \
+    "{\"token\":\"$holder\",\"permissions\":[\"area9:action3\",\"area9:other:x\"]}" application/json
+  HOT_LABELS=("GET /healthz" "GET /v1/me (bearer)" "GET /v1/forward-auth (bearer)"
+    "POST /v1/introspect (root key)" "POST /v1/introspect (stored credential)"
+    "POST /v1/introspect (root, 10 roles x 20)" "POST /v1/authz/check (10 roles x 20)")
+  HOT_SCRIPTS=(healthz me me introspect stored holder check)
+  HOT_PATHS=(/healthz /v1/me /v1/forward-auth /v1/introspect /v1/introspect /v1/introspect /v1/authz/check)
+  HOT_SCRIPTS=("${HOT_SCRIPTS[@]/#/$work/}")
+  HOT_SCRIPTS=("${HOT_SCRIPTS[@]/%/.lua}")
+}
+
+# Starts $BIN on port $1 at default settings (bench_env's), on a fresh
+# database and Redis prefix, logging to $2/log; sets PID. On exit the
+# instance is stopped, its database dropped and $2 removed.
+start_instance() {
+  BENCH_DATABASE="tenant_jwt_bench_$(date +%s%N)" BENCH_WORK=$2
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DATABASE"
+  export TENANT_JWT_REDIS_PREFIX="tjbench:$(date +%s%N):"
+  TENANT_JWT_LISTEN="127.0.0.1:$1" "$BIN" serve >"$2/log" 2>&1 &
+  PID=$!
+  trap stop_instance EXIT
+  wait_ready "http://127.0.0.1:$1" "$2/log"
+}
+
+stop_instance() {
+  kill "$PID" 2>/dev/null
+  wait "$PID" 2>/dev/null
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$BENCH_DATABASE\" WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$BENCH_WORK"
+}

@@ -20,7 +20,10 @@
 //! `verify_now` runs them all without waiting when step 4 finds the record
 //! in process memory (the hot path); when it does not, it hands what it read
 //! to `verify_loaded`, which loads the record and goes on (`verify` is the
-//! two in turn), so nothing is read twice.
+//! two in turn), so nothing is read twice. Before step 1, a token this thread
+//! verified moments ago is answered from `recent` when the record it was
+//! checked against is still the one process memory holds and its time
+//! claims still hold (step 0).
 //!
 //! Every rejection is one `DomainError::InvalidToken`; its reason is logged
 //! here and never shown to the client.
@@ -39,6 +42,7 @@ use crate::domain::keys::secrets::MasterKey;
 use crate::domain::tokens::claims::Claims;
 use crate::domain::tokens::key_records::{KeyRecord, KeyRecords};
 use crate::domain::tokens::metrics::TokenMetrics;
+use crate::domain::tokens::recent::{self, Recent};
 use crate::metrics::Metrics;
 use crate::types::ids::{Generation, UserId};
 
@@ -87,6 +91,7 @@ pub enum Now {
 pub struct Verifier {
     rules: TokenRules,
     key_records: KeyRecords,
+    recent: Recent,
     metrics: Arc<TokenMetrics>,
 }
 
@@ -100,6 +105,7 @@ impl Verifier {
         Self {
             rules: TokenRules::new(settings, master_key),
             key_records,
+            recent: Recent::default(),
             metrics: metrics.area(),
         }
     }
@@ -119,11 +125,21 @@ impl Verifier {
     /// loaded (`verify_loaded` goes on). Extractors answer a token of a
     /// cached user with a ready future through this.
     pub fn verify_now(&self, token: &str) -> Now {
+        // 0. Exactly this token, verified moments ago on this thread against
+        //    the record process memory still holds, its time claims holding.
+        let digest = recent::digest(token);
+        let current = |claims: &Claims| self.key_records.in_process(claims.sub).flatten();
+        if let Some((claims, record)) =
+            self.recent
+                .get(&digest, Utc::now().timestamp_millis(), current)
+        {
+            return Now::Done(self.observed(token, Ok(Verified { claims, record })));
+        }
         // 1-3. Shape, header and the unverified subject: no I/O yet.
         let outcome = match Unverified::read(token) {
             // 4. The user's key record, if process memory holds it.
             Ok(unverified) => match self.key_records.in_process(unverified.user_id) {
-                Some(record) => self.against(token, unverified, record),
+                Some(record) => self.against(token, digest, unverified, record),
                 None => return Now::Load(unverified),
             },
             Err(rejection) => Err(rejection.into()),
@@ -139,23 +155,26 @@ impl Verifier {
         unverified: Unverified,
     ) -> Result<Verified, DomainError> {
         let outcome = match self.key_records.load_missed(unverified.user_id).await {
-            Ok(record) => self.against(token, unverified, record),
+            Ok(record) => self.against(token, recent::digest(token), unverified, record),
             Err(e) => Err(e),
         };
         self.observed(token, outcome)
     }
 
-    /// Steps 5 and 6 against the user's record (`None`: no such user).
+    /// Steps 5 and 6 against the user's record (`None`: no such user); a
+    /// token that passes is kept in `recent`.
     fn against(
         &self,
         token: &str,
+        digest: [u8; 32],
         unverified: Unverified,
         record: Option<Arc<KeyRecord>>,
     ) -> Result<Verified, DomainError> {
-        let record = record.ok_or(Rejection::UnknownUser)?;
-        let claims = self
-            .rules
-            .check(token, unverified.generation, &record, Utc::now())?;
+        let (record, generation) = (record.ok_or(Rejection::UnknownUser)?, unverified.generation);
+        let claims = self.rules.check(token, generation, &record, Utc::now())?;
+        let limits = self.rules.time_limits();
+        let until = recent::valid_until(&claims, generation, &record, limits);
+        self.recent.put(digest, &claims, &record, until);
         Ok(Verified { claims, record })
     }
 
@@ -241,6 +260,12 @@ impl TokenRules {
             leeway_secs: i64::try_from(settings.leeway.as_secs()).unwrap_or(0),
             lifetime_secs: i64::try_from(settings.access_ttl.as_secs()).unwrap_or(i64::MAX),
         }
+    }
+
+    /// The leeway and the longest lifetime accepted, in seconds.
+    pub fn time_limits(&self) -> (i64, i64) {
+        let longest = self.lifetime_secs.saturating_add(self.leeway_secs);
+        (self.leeway_secs, longest)
     }
 
     /// Checks `token`, signed with `generation` of `record`'s user, at `now`.
