@@ -124,22 +124,27 @@ hot_routes() {
   HOT_SCRIPTS=("${HOT_SCRIPTS[@]/%/.lua}")
 }
 
-# Starts $BIN on port $1 at default settings (bench_env's), on a fresh
-# database and Redis prefix, logging to $2/log; sets PID. On exit the
-# instance is stopped, its database dropped and $2 removed.
+# Starts the binary $3 (default $BIN) on port $1 at default settings
+# (bench_env's), on a fresh database and Redis prefix, logging to $2/log;
+# sets PID. On exit every instance started so is stopped, its database
+# dropped and its folder removed.
+BENCH_PIDS=() BENCH_DATABASES=() BENCH_FOLDERS=()
 start_instance() {
-  BENCH_DATABASE="tenant_jwt_bench_$(date +%s%N)" BENCH_WORK=$2
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DATABASE"
+  local database="tenant_jwt_bench_$(date +%s%N)"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database"
   export TENANT_JWT_REDIS_PREFIX="tjbench:$(date +%s%N):"
-  TENANT_JWT_LISTEN="127.0.0.1:$1" "$BIN" serve >"$2/log" 2>&1 &
+  TENANT_JWT_LISTEN="127.0.0.1:$1" "${3:-$BIN}" serve >"$2/log" 2>&1 &
   PID=$!
-  trap stop_instance EXIT
+  BENCH_PIDS+=("$PID") BENCH_DATABASES+=("$database") BENCH_FOLDERS+=("$2")
+  trap stop_instances EXIT
   wait_ready "http://127.0.0.1:$1" "$2/log"
 }
 
-stop_instance() {
-  kill "$PID" 2>/dev/null
-  wait "$PID" 2>/dev/null
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$BENCH_DATABASE\" WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$BENCH_WORK"
+stop_instances() {
+  local pid database
+  for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for database in "${BENCH_DATABASES[@]}"; do
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null 2>&1
+  done
+  rm -rf "${BENCH_FOLDERS[@]}"
 }

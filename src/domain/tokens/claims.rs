@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use compact_str::CompactString;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +15,12 @@ use crate::domain::keys::secrets::MasterKey;
 use crate::domain::tokens::key_records::KeyRecord;
 use crate::types::ids::{Role, SessionId, TenantId, TokenId, UserId};
 
+/// `iss` and `aud` are short: held inline, a verified token's claims are
+/// copied without allocating (`tokens::recent` hands out copies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    pub iss: String,
-    pub aud: String,
+    pub iss: CompactString,
+    pub aud: CompactString,
     pub sub: UserId,
     pub tid: TenantId,
     pub role: Role,
@@ -59,8 +62,8 @@ impl Issuer {
         let now = Utc::now().timestamp();
         let ttl = self.settings.access_ttl.as_secs();
         let claims = Claims {
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            iss: self.settings.issuer.as_str().into(),
+            aud: self.settings.audience.as_str().into(),
             sub: record.user_id,
             tid: record.tenant_id,
             role: record.role,
