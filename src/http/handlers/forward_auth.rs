@@ -13,6 +13,7 @@ use crate::domain::authz::view::Holder;
 use crate::domain::tokens::key_records::KeyRecord;
 use crate::domain::tokens::verify::Verified;
 use crate::http::extract::ForwardedUser;
+use crate::http::handlers::grammar_schemas::PermissionItem;
 use crate::http::problem::{ApiError, CallerErrors, Problem};
 use crate::http::state::AppState;
 use crate::types::ids::{InvalidInput, Role, SessionId};
@@ -167,11 +168,11 @@ fn listed(field: &'static str, value: &str) -> Result<Vec<Permission>, InvalidIn
     params(
         ("role" = Option<Role>, Query, nullable = false, description = "The least role: `admin` lets only admins through (403 for a member)"),
         ("tenant" = Option<String>, Query, nullable = false, description = "A tenant's slug: only its users pass (403 for another tenant's)"),
-        ("require" = Option<String>, Query, nullable = false, description = "Comma-separated permissions the user must hold, every one (403 otherwise); also as the header `X-Auth-Require`", example = "invoices:approve,invoices:read"),
-        ("require_any" = Option<String>, Query, nullable = false, description = "Comma-separated permissions of which the user must hold one; also as the header `X-Auth-Require-Any`", example = "invoices:approve,invoices:admin"),
+        ("require" = Option<Vec<PermissionItem>>, Query, style = Form, explode = false, nullable = false, min_items = 1, max_items = 50, description = "Comma-separated permissions the user must hold, every one (403 otherwise); also as the header `X-Auth-Require`"),
+        ("require_any" = Option<Vec<PermissionItem>>, Query, style = Form, explode = false, nullable = false, min_items = 1, max_items = 50, description = "Comma-separated permissions of which the user must hold one; also as the header `X-Auth-Require-Any`"),
         ("min_version" = Option<i64>, Query, nullable = false, minimum = 0, description = "Decide from the tenant's roles at least this recent (an `authz_version` a write returned); also as the header `X-Auth-Min-Version`"),
-        ("X-Auth-Require" = Option<String>, Header, nullable = false, description = "As `require`"),
-        ("X-Auth-Require-Any" = Option<String>, Header, nullable = false, description = "As `require_any`"),
+        ("X-Auth-Require" = Option<Vec<PermissionItem>>, Header, style = Simple, nullable = false, min_items = 1, max_items = 50, description = "As `require`"),
+        ("X-Auth-Require-Any" = Option<Vec<PermissionItem>>, Header, style = Simple, nullable = false, min_items = 1, max_items = 50, description = "As `require_any`"),
         ("X-Auth-Min-Version" = Option<i64>, Header, nullable = false, minimum = 0, description = "As `min_version`"),
     ),
     responses(
@@ -241,8 +242,8 @@ fn identity(
     path = "/v1/forward-auth/{path}", tag = "gateway",
     params(
         ("path" = String, Path, description = "The original request's path; ignored"),
-        ("X-Auth-Require" = Option<String>, Header, nullable = false, description = "Comma-separated permissions the user must hold, every one"),
-        ("X-Auth-Require-Any" = Option<String>, Header, nullable = false, description = "Comma-separated permissions of which the user must hold one"),
+        ("X-Auth-Require" = Option<Vec<PermissionItem>>, Header, style = Simple, nullable = false, min_items = 1, max_items = 50, description = "Comma-separated permissions the user must hold, every one"),
+        ("X-Auth-Require-Any" = Option<Vec<PermissionItem>>, Header, style = Simple, nullable = false, min_items = 1, max_items = 50, description = "Comma-separated permissions of which the user must hold one"),
         ("X-Auth-Min-Version" = Option<i64>, Header, nullable = false, minimum = 0, description = "Decide from the tenant's roles at least this recent"),
     ),
     responses(
