@@ -5,7 +5,25 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{assign, call, create_role};
-use crate::helpers::{service_key, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{TestApp, service_key, spawn_app, spawn_app_with, test_settings};
+
+/// Introspection as the root key, with a form body or a JSON one.
+async fn introspect(
+    app: &TestApp,
+    form: Option<&[(&str, &str)]>,
+    json: Option<Value>,
+) -> reqwest::Response {
+    let request = app
+        .client
+        .post(app.url("/v1/introspect"))
+        .bearer_auth(service_key());
+    let request = match (form, json) {
+        (Some(form), _) => request.form(form),
+        (None, Some(json)) => request.json(&json),
+        (None, None) => request,
+    };
+    request.send().await.unwrap()
+}
 
 #[tokio::test]
 async fn introspection_and_me_answer_the_roles_and_permissions_held_now() {
@@ -32,19 +50,13 @@ async fn introspection_and_me_answer_the_roles_and_permissions_held_now() {
     )
     .await;
     // The same token, now holding two roles; one read against the version.
-    let form = [
-        ("token", alice.token.as_str()),
-        ("min_version", &held["authz_version"].to_string()),
-    ];
-    let response = app
-        .client
-        .post(app.url("/v1/introspect"))
-        .bearer_auth(service_key())
-        .form(&form)
-        .send()
+    let version = held["authz_version"].to_string();
+    let form = [("token", alice.token.as_str()), ("min_version", &version)];
+    let after: Value = introspect(&app, Some(&form), None)
+        .await
+        .json()
         .await
         .unwrap();
-    let after: Value = response.json().await.unwrap();
     assert_eq!(after["roles"], json!(["approver", "reader"]));
     assert_eq!(
         after["permissions"],
@@ -63,23 +75,10 @@ async fn introspection_and_me_answer_the_roles_and_permissions_held_now() {
     // A bad min_version is a 400, in either body.
     for (form, json) in [("-1", json!(-1)), ("x", json!("3")), ("1.5", json!(1.5))] {
         let form_body = [("token", alice.token.as_str()), ("min_version", form)];
-        let response = app
-            .client
-            .post(app.url("/v1/introspect"))
-            .bearer_auth(service_key())
-            .form(&form_body)
-            .send()
-            .await
-            .unwrap();
+        let response = introspect(&app, Some(&form_body), None).await;
         assert_eq!(response.status(), 400, "form min_version={form}");
-        let response = app
-            .client
-            .post(app.url("/v1/introspect"))
-            .bearer_auth(service_key())
-            .json(&json!({"token": alice.token, "min_version": json}))
-            .send()
-            .await
-            .unwrap();
+        let body = json!({"token": alice.token, "min_version": json});
+        let response = introspect(&app, None, Some(body)).await;
         assert_eq!(response.status(), 400, "JSON min_version {json}");
     }
 }
@@ -109,17 +108,8 @@ async fn introspection_with_min_version_reads_the_last_write_on_another_instance
         )
         .await;
         let version: i64 = headers["authz-version"].to_str().unwrap().parse().unwrap();
-        let answer: Value = b
-            .client
-            .post(b.url("/v1/introspect"))
-            .bearer_auth(service_key())
-            .json(&json!({"token": alice.token, "min_version": version}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json!({"token": alice.token, "min_version": version});
+        let answer: Value = introspect(&b, None, Some(body)).await.json().await.unwrap();
         assert_eq!(answer["roles"], json!(roles), "round {round}");
         assert!(answer["authz_version"].as_i64().unwrap() >= version);
     }
