@@ -61,14 +61,12 @@ impl TenantView {
             roles: roles
                 .into_iter()
                 .map(|(_, name, patterns)| {
-                    let mut listed: Vec<Box<str>> =
-                        patterns.iter().map(|p| p.to_string().into()).collect();
-                    listed.sort_unstable();
-                    listed.dedup();
+                    let effective = Effective::of(&patterns);
+                    let patterns = effective.patterns();
                     ViewRole {
                         name,
-                        effective: Effective::of(&patterns),
-                        listed: listed.into(),
+                        listed: patterns.iter().map(|p| p.to_string().into()).collect(),
+                        effective,
                     }
                 })
                 .collect(),
