@@ -302,7 +302,7 @@ impl TokenRules {
         // Every claim is required: a missing one fails to parse.
         let mut buf = [0u8; MAX_SEGMENT_LEN];
         let claims: Claims = decode_segment(payload_b64, &mut buf).ok_or(Rejection::Malformed)?;
-        let (now, leeway) = (now.timestamp(), self.leeway_secs);
+        let (now, (leeway, longest)) = (now.timestamp(), self.time_limits());
         if claims.exp < now - leeway {
             return Err(Rejection::Expired);
         }
@@ -312,7 +312,6 @@ impl TokenRules {
         if claims.iat > now + leeway {
             return Err(Rejection::IssuedInFuture);
         }
-        let longest = self.lifetime_secs.saturating_add(leeway);
         if claims.exp.saturating_sub(claims.iat) > longest {
             return Err(Rejection::LifetimeTooLong);
         }
