@@ -98,16 +98,7 @@ async fn introspection_with_min_version_reads_the_last_write_on_another_instance
         // B holds a view (any introspection loads it).
         b.introspect(&alice.token).await;
         let roles: &[&str] = if round % 2 == 0 { &["approver"] } else { &[] };
-        let path = format!("/v1/tenants/acme/users/{}/roles", alice.id);
-        let (_, headers, _) = call(
-            &a,
-            Method::PUT,
-            &path,
-            Some(json!({ "roles": roles })),
-            None,
-        )
-        .await;
-        let version: i64 = headers["authz-version"].to_str().unwrap().parse().unwrap();
+        let version = assign(&a, alice.id, roles).await;
         let body = json!({"token": alice.token, "min_version": version});
         let answer: Value = introspect(&b, None, Some(body)).await.json().await.unwrap();
         assert_eq!(answer["roles"], json!(roles), "round {round}");

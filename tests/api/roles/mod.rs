@@ -59,10 +59,11 @@ fn version(headers: &reqwest::header::HeaderMap) -> i64 {
     header(headers, "authz-version").parse().unwrap()
 }
 
-/// Gives `user` of tenant `acme` exactly `roles` (as the root key).
-async fn assign(app: &TestApp, user: UserId, roles: &[&str]) {
+/// Gives `user` of tenant `acme` exactly `roles` (as the root key); the
+/// tenant's new `authz_version`.
+async fn assign(app: &TestApp, user: UserId, roles: &[&str]) -> i64 {
     let path = format!("/v1/tenants/acme/users/{user}/roles");
-    let (status, _, body) = call(
+    let (status, headers, body) = call(
         app,
         Method::PUT,
         &path,
@@ -71,6 +72,7 @@ async fn assign(app: &TestApp, user: UserId, roles: &[&str]) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    version(&headers)
 }
 
 async fn create_role(app: &TestApp, name: &str, permissions: &[&str]) -> (String, i64) {
