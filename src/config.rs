@@ -24,6 +24,45 @@ pub struct Settings {
     /// How often expired refresh tokens and sessions are deleted.
     pub prune_interval: Duration,
     pub limits: LimitSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Standard Webhooks' suggested waits between attempts, in seconds: 5 s,
+/// 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/// Delivery of security-event webhooks (see `domain::webhooks`).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Waits between attempts after the first; past the last, a message is failed.
+    pub retry_schedule: Vec<Duration>,
+    /// Lifts the SSRF guard (private addresses, `http://`): local use and tests only.
+    pub allow_private: bool,
+    /// How often each instance looks for due messages.
+    pub poll_interval: Duration,
+    /// Longest one attempt may take, connection included.
+    pub timeout: Duration,
+    /// How long a claimed attempt is an instance's own; after it (the
+    /// instance died) another takes the message over.
+    pub lease: Duration,
+    /// Attempts one instance makes at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule: DEFAULT_RETRY_SCHEDULE
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            allow_private: false,
+            poll_interval: Duration::from_millis(250),
+            timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(20),
+            concurrency: 32,
+        }
+    }
 }
 
 /// Abuse limits: login and invalid-bearer ones are shared by every instance

@@ -23,6 +23,7 @@ use crate::domain::tokens::claims::Issuer;
 use crate::domain::tokens::key_records::{KeyRecords, LocalRecords};
 use crate::domain::tokens::propagation::Propagation;
 use crate::domain::tokens::verify::Verifier;
+use crate::domain::webhooks::endpoints::Webhooks;
 use crate::metrics::Metrics;
 
 /// What every command that touches users needs: the prepared database, the
@@ -61,6 +62,7 @@ pub struct Services {
     pub credentials: Credentials,
     pub roles: Roles,
     pub authz: Authz,
+    pub webhooks: Webhooks,
 }
 
 impl Services {
@@ -122,6 +124,12 @@ impl Services {
                 metrics.clone(),
             ),
             roles: Roles::new(pool.clone(), admin.clone()),
+            webhooks: Webhooks::new(
+                pool.clone(),
+                admin.clone(),
+                master_key.clone(),
+                settings.webhooks.allow_private,
+            ),
             authz: Authz::new(pool.clone()),
             admin,
             credentials,

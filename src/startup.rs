@@ -20,9 +20,11 @@ use crate::cache::{CacheError, RecordCache, invalidation};
 use crate::config::Settings;
 use crate::db;
 use crate::domain::accounts::hashing::PasswordHasher;
+use crate::domain::accounts::lockouts::Lockouts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::error::ErrorChain;
 use crate::domain::tokens::propagation::Propagation;
+use crate::domain::webhooks::delivery::Deliveries;
 use crate::http::body::{self, BodyTimeout};
 use crate::http::connections;
 use crate::http::handlers::health::StartupChecks;
@@ -301,6 +303,15 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
     ));
     background.spawn(services.credentials.clone().watch());
     background.spawn(services.authz.clone().watch());
+    background.spawn(
+        Deliveries::new(
+            stores.pool.clone(),
+            stores.master_key.clone(),
+            settings.webhooks.clone(),
+            &metrics,
+        )?
+        .run(),
+    );
     let Services {
         accounts,
         admin,
@@ -309,6 +320,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         credentials,
         roles,
         authz,
+        webhooks,
         propagation: _,
     } = services;
     Ok(AppState {
@@ -316,6 +328,8 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         admin,
         roles,
         authz,
+        webhooks,
+        lockouts: Lockouts::new(stores.pool.clone()),
         limits: Limits::new(
             &settings.limits,
             Some(Budgets::new(stores.cache.clone())),

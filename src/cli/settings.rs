@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::config::{
     DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
-    RedisSettings, Settings, TokenSettings,
+    RedisSettings, Settings, TokenSettings, WebhookSettings,
 };
+use crate::domain::webhooks::schedule;
 use crate::telemetry::LogFormat;
 use crate::types::service_keys::ServiceKeys;
 
@@ -283,6 +284,34 @@ pub struct SettingsArgs {
         default_value = ""
     )]
     pub trusted_proxies: String,
+    /// Seconds between webhook attempts after the first, comma-separated;
+    /// after the last a message is failed.
+    #[arg(
+        long,
+        env = "TENANT_JWT_WEBHOOK_RETRY_SCHEDULE",
+        global = true,
+        default_value = "5,300,1800,7200,18000,36000,36000"
+    )]
+    pub webhook_retry_schedule: String,
+    /// Lets webhook endpoints be http:// and reach private, loopback and
+    /// link-local addresses. For local use and tests only: keep it off in
+    /// production (it opens the service to SSRF).
+    #[arg(
+        long,
+        env = "TENANT_JWT_WEBHOOK_ALLOW_PRIVATE",
+        global = true,
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub webhook_allow_private: bool,
+    /// How often each instance looks for webhook messages to send.
+    #[arg(
+        long,
+        env = "TENANT_JWT_WEBHOOK_POLL_INTERVAL",
+        global = true,
+        default_value = "250ms"
+    )]
+    pub webhook_poll_interval: humantime::Duration,
     /// Clock skew tolerated on exp, nbf and iat.
     #[arg(
         long,
@@ -403,6 +432,14 @@ impl SettingsArgs {
                 failed_verifications_per_ip: self.failed_verification_limit_per_ip,
                 introspections_per_key: self.introspection_limit_per_key,
                 trusted_proxies: parse_cidrs(&self.trusted_proxies)?,
+            },
+            webhooks: WebhookSettings {
+                retry_schedule: schedule::parse_schedule(&self.webhook_retry_schedule)
+                    .map_err(|e| anyhow::anyhow!("TENANT_JWT_WEBHOOK_RETRY_SCHEDULE: {e}"))?,
+                allow_private: self.webhook_allow_private,
+                poll_interval: Duration::from(self.webhook_poll_interval)
+                    .max(Duration::from_millis(10)),
+                ..WebhookSettings::default()
             },
         })
     }

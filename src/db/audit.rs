@@ -47,3 +47,23 @@ pub async fn page(
     };
     keyset!(query, audit_events::id, page).load(conn).await
 }
+
+/// Whether `tenant`'s log has an `action` on `user` within the last `within_ms`.
+pub async fn recently(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    user: UserId,
+    action: &str,
+    within_ms: i64,
+) -> QueryResult<bool> {
+    let since = Utc::now() - chrono::Duration::milliseconds(within_ms);
+    diesel::select(diesel::dsl::exists(
+        audit_events::table
+            .filter(audit_events::tenant_id.eq(tenant))
+            .filter(audit_events::target_user_id.eq(user))
+            .filter(audit_events::action.eq(action))
+            .filter(audit_events::created_at.ge(since)),
+    ))
+    .get_result(conn)
+    .await
+}

@@ -1,4 +1,5 @@
-//! Who acted, and the audit log every change writes in its own transaction.
+//! Who acted, and the audit log every change writes in its own transaction
+//! (with the webhook messages the change reports, see `webhooks::outbox`).
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -6,6 +7,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::domain::error::DomainError;
+use crate::domain::webhooks;
 use crate::types::ids::{CredentialId, TenantId, UserId};
 use crate::types::scopes::Scopes;
 use crate::types::service_keys::ServiceKeyId;
@@ -142,5 +144,6 @@ pub async fn record(
         request_id: ctx.request_id.clone(),
         created_at: Utc::now(),
     };
-    Ok(db::audit::insert(conn, &row).await?)
+    db::audit::insert(conn, &row).await?;
+    Ok(webhooks::outbox::enqueue(conn, &row).await?)
 }

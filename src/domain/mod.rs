@@ -27,5 +27,6 @@ pub mod page;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod sample;
 pub mod tokens;
+pub mod webhooks;
 
 pub use error::DomainError;

@@ -232,6 +232,7 @@ pub mod scope {
         TenantsWrite => Some(Scope::TenantsWrite),
         RolesRead => Some(Scope::RolesRead),
         RolesWrite => Some(Scope::RolesWrite),
+        WebhooksWrite => Some(Scope::WebhooksWrite),
     }
 }
 

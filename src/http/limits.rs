@@ -47,6 +47,20 @@ const MAX_KEY_PART: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RetryAfter(pub u64);
 
+/// A login attempt over a limit; `account`: one of the account's own
+/// limits (not only the address's), which is worth recording.
+#[derive(Debug)]
+pub struct LoginRefused {
+    pub retry: RetryAfter,
+    pub account: bool,
+}
+
+impl From<LoginRefused> for RetryAfter {
+    fn from(refused: LoginRefused) -> Self {
+        refused.retry
+    }
+}
+
 pub struct Limits {
     login_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_per_account_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
@@ -140,15 +154,19 @@ impl Limits {
         ip: IpAddr,
         tenant: &str,
         username: &str,
-    ) -> Result<(), RetryAfter> {
+    ) -> Result<(), LoginRefused> {
         let account = account_key(tenant, username);
-        self.check(&self.login_per_ip, &ip, "login_per_ip")?;
+        let by = |account| move |retry| LoginRefused { retry, account };
+        self.check(&self.login_per_ip, &ip, "login_per_ip")
+            .map_err(by(false))?;
         self.check(
             &self.login_per_account_ip,
             &(account.clone(), ip),
             "login_per_account_ip",
-        )?;
-        self.check(&self.login_per_account, &account, "login_per_account")?;
+        )
+        .map_err(by(true))?;
+        self.check(&self.login_per_account, &account, "login_per_account")
+            .map_err(by(true))?;
         let account = account_tag(&account);
         let s = &self.settings;
         let budget = |subject: String, name: String, per_minute| Budget {
@@ -187,7 +205,10 @@ impl Limits {
             })
             .max_by_key(|(_, wait)| *wait);
         match refused {
-            Some((limit, wait)) => Err(self.refused(limit, wait)),
+            Some((limit, wait)) => Err(LoginRefused {
+                retry: self.refused(limit, wait),
+                account: limit != "login_per_ip",
+            }),
             None => Ok(()),
         }
     }

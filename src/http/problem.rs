@@ -316,6 +316,12 @@ impl std::fmt::Display for Cause<'_> {
     }
 }
 
+impl From<super::limits::LoginRefused> for ApiError {
+    fn from(refused: super::limits::LoginRefused) -> Self {
+        refused.retry.into()
+    }
+}
+
 impl From<super::limits::RetryAfter> for ApiError {
     fn from(super::limits::RetryAfter(seconds): super::limits::RetryAfter) -> Self {
         ApiError::TooManyRequests(seconds)

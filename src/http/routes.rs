@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
     account, audit, authz, credentials, forward_auth, health, introspect, me, roles, sessions,
-    tenants, user_sessions, users,
+    tenants, user_sessions, users, webhooks,
 };
 use super::problem::{ApiError, Problem};
 
@@ -59,6 +59,7 @@ macro_rules! routes {
                 (name = "tenants", description = "Tenants, tenant-wide rotation and the audit log"),
                 (name = "users", description = "A tenant's users and their secrets"),
                 (name = "roles", description = "A tenant's roles and permissions, and who holds them"),
+                (name = "webhooks", description = "Security-event webhooks (Standard Webhooks): endpoints and deliveries"),
                 (name = "account", description = "What signed-in users do for themselves"),
                 (name = "gateway", description = "Forward-auth for API gateways"),
                 (name = "operations", description = "Probes, metrics and this document"),
@@ -117,6 +118,17 @@ routes! {
     },
     "/v1/tenants/{tenant}/service-credentials/{credential_id}" => {
         delete: credentials::revoke_in_tenant,
+    },
+    "/v1/tenants/{tenant}/webhooks" => { get: webhooks::list, post: webhooks::create },
+    "/v1/tenants/{tenant}/webhooks/{webhook_id}" => {
+        get: webhooks::get,
+        patch: webhooks::update,
+        delete: webhooks::delete,
+    },
+    "/v1/tenants/{tenant}/webhooks/{webhook_id}/rotate-secret" => { post: webhooks::rotate_secret },
+    "/v1/tenants/{tenant}/webhooks/{webhook_id}/deliveries" => { get: webhooks::deliveries },
+    "/v1/tenants/{tenant}/webhooks/{webhook_id}/deliveries/{message_id}/retry" => {
+        post: webhooks::retry,
     },
     "/v1/service-credentials" => { get: credentials::list, post: credentials::create },
     "/v1/service-credentials/{credential_id}" => { delete: credentials::revoke },

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::limits::Limits;
 use crate::cache::RecordCache;
 use crate::db::Db;
+use crate::domain::accounts::lockouts::Lockouts;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
 use crate::domain::admin::Admin;
@@ -12,6 +13,7 @@ use crate::domain::authz::checks::Authz;
 use crate::domain::authz::roles::Roles;
 use crate::domain::credentials::Credentials;
 use crate::domain::tokens::verify::Verifier;
+use crate::domain::webhooks::endpoints::Webhooks;
 use crate::metrics::Metrics;
 
 /// What every handler can reach. Built once at start-up, shared by all workers.
@@ -25,7 +27,11 @@ pub struct AppState {
     pub roles: Roles,
     /// Checks against each tenant's current roles.
     pub authz: Authz,
+    /// A tenant's webhook endpoints and what they were sent.
+    pub webhooks: Webhooks,
     pub sessions: Sessions,
+    /// Records an account's login limit being hit (`login.locked`).
+    pub lockouts: Lockouts,
     pub limits: Limits,
     pub metrics: Metrics,
     /// Who service calls come from (root keys and stored credentials).

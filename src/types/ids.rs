@@ -96,6 +96,16 @@ uuid_newtype!(
     RoleId,
     "role_id"
 );
+uuid_newtype!(
+    /// A tenant's webhook endpoint.
+    WebhookId,
+    "webhook_id"
+);
+uuid_newtype!(
+    /// A webhook message; `msg_` and its hex digits on the wire (`webhook-id`).
+    MessageId,
+    "message_id"
+);
 
 /// A secret generation of one user; the `kid` header of every token.
 #[derive(

@@ -37,10 +37,13 @@ pub enum Scope {
     /// Defining roles and assigning them.
     #[serde(rename = "roles:write")]
     RolesWrite,
+    /// Managing webhook endpoints and their deliveries.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::Introspect,
         Scope::Revoke,
         Scope::UsersRead,
@@ -51,6 +54,7 @@ impl Scope {
         Scope::TenantsWrite,
         Scope::RolesRead,
         Scope::RolesWrite,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Scope {
             Scope::TenantsWrite => "tenants:write",
             Scope::RolesRead => "roles:read",
             Scope::RolesWrite => "roles:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -76,7 +81,7 @@ impl Scope {
                 "scopes",
                 "each scope must be one of introspect, revoke, users:read, users:write, \
                  secrets:rotate, audit:read, credentials:write, tenants:write, roles:read, \
-                 roles:write",
+                 roles:write, webhooks:write",
             ))
     }
 

@@ -33,3 +33,4 @@ mod shutdown;
 mod storage;
 mod topologies;
 mod verification;
+mod webhooks;

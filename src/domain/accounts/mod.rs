@@ -4,6 +4,7 @@
 //! password changes (`login`).
 
 pub mod hashing;
+pub mod lockouts;
 pub mod login;
 pub mod password;
 pub mod sessions;

@@ -256,7 +256,11 @@ impl MasterKey {
             .is_ok_and(|plain| plain.as_slice() == KEY_CHECK_PLAINTEXT)
     }
 
-    fn seal_with_aad(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
+    pub(crate) fn seal_with_aad(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
         let nonce = random_bytes::<NONCE_LEN>()?;
         let sealing = &self.keys[0];
         let ciphertext = sealing
@@ -278,7 +282,11 @@ impl MasterKey {
 
     /// Opens `sealed` under the key its header names; a value without a
     /// header (sealed before key ids) under each key in turn.
-    fn open_with_aad(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    pub(crate) fn open_with_aad(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
         let named = KeyId::of(sealed);
         if let Some(id) = named
             && let Some(key) = self.keys.iter().find(|k| k.id == id)

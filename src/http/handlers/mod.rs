@@ -16,3 +16,4 @@ pub mod sessions;
 pub mod tenants;
 pub mod user_sessions;
 pub mod users;
+pub mod webhooks;

@@ -7,8 +7,10 @@ use utoipa::ToSchema;
 
 use crate::domain::accounts::password::Password;
 use crate::domain::accounts::sessions::TokenPair;
+use crate::domain::audit::{Actor, AuditContext};
 use crate::http::body::{Bytes, Json, form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, Service, SessionClient, scope};
+use crate::http::observe;
 use crate::http::problem::{
     ApiError, BodyErrors, CallerErrors, Problem, ScopeErrors, UnavailableError,
 };
@@ -67,11 +69,21 @@ pub async fn login(
     state: web::Data<AppState>,
     SessionClient(client, ip): SessionClient,
     tenant: web::Path<String>,
+    req: HttpRequest,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Before any hashing: an attempt over a limit costs nothing.
-    state.limits.check_login(ip, &tenant, &username).await?;
+    if let Err(refused) = state.limits.check_login(ip, &tenant, &username).await {
+        if refused.account {
+            let ctx = AuditContext {
+                actor: Actor::System,
+                request_id: observe::request_id(&req),
+            };
+            state.lockouts.report(&ctx, &tenant, &username).await;
+        }
+        return Err(refused.into());
+    }
     let tokens = state
         .accounts
         .login(&tenant, &username, Password::new(password), &client)

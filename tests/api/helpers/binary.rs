@@ -42,6 +42,21 @@ pub fn binary(settings: &Settings, port: u16) -> tokio::process::Command {
         .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT_IP", "1000")
         .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT", "1000")
         .env("TENANT_JWT_LOG_FORMAT", "json")
+        .env(
+            "TENANT_JWT_WEBHOOK_ALLOW_PRIVATE",
+            settings.webhooks.allow_private.to_string(),
+        )
+        .env(
+            "TENANT_JWT_WEBHOOK_POLL_INTERVAL",
+            format!("{}ms", settings.webhooks.poll_interval.as_millis()),
+        )
+        .env(
+            "TENANT_JWT_WEBHOOK_RETRY_SCHEDULE",
+            (settings.webhooks.retry_schedule.iter())
+                .map(|s| s.as_secs().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

@@ -21,7 +21,7 @@ use actix_web::dev::ServerHandle;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tenant_jwt::config::{
     DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
-    RedisSettings, Settings, TokenSettings,
+    RedisSettings, Settings, TokenSettings, WebhookSettings,
 };
 use tenant_jwt::domain::keys::secrets::MasterKey;
 use tenant_jwt::startup::Application;
@@ -58,6 +58,9 @@ fn unix_now() -> u64 {
 /// Settings for a fresh, isolated instance.
 pub fn test_settings() -> Settings {
     logs::capture();
+    // reqwest's TLS (rustls) takes the process's provider: aws-lc-rs, as the
+    // service's webhook client names its own.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let database = format!(
         "{TEST_DB_PREFIX}{}_{}",
         unix_now(),
@@ -113,6 +116,13 @@ pub fn test_settings() -> Settings {
             failed_verifications_per_ip: 10_000,
             introspections_per_key: 10_000,
             trusted_proxies: Vec::new(),
+        },
+        // Receivers are on loopback; the tests of the schedule set their own.
+        webhooks: WebhookSettings {
+            allow_private: true,
+            retry_schedule: vec![Duration::from_secs(1); 2],
+            poll_interval: Duration::from_millis(100),
+            ..WebhookSettings::default()
         },
     }
 }
