@@ -1,5 +1,5 @@
 //! Who acted, and the audit log every change writes in its own transaction
-//! (with the webhook messages the change reports, see `webhooks::outbox`).
+//! (with the webhook messages the change reports, see `events::outbox`).
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::domain::error::DomainError;
-use crate::domain::webhooks;
+use crate::domain::events;
 use crate::types::ids::{CredentialId, TenantId, UserId};
 use crate::types::scopes::Scopes;
 use crate::types::service_keys::ServiceKeyId;
@@ -145,5 +145,5 @@ pub async fn record(
         created_at: Utc::now(),
     };
     db::audit::insert(conn, &row).await?;
-    Ok(webhooks::outbox::enqueue(conn, &row).await?)
+    Ok(events::outbox::enqueue(conn, &row).await?)
 }

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod authz;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod page;
 #[cfg(any(test, feature = "fuzzing"))]

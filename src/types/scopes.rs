@@ -218,9 +218,9 @@ mod tests {
 
     #[test]
     fn tenant_scopes_are_all_but_tenants_write() {
-        assert_eq!(Scopes::ALL.iter().count(), 10);
+        assert_eq!(Scopes::ALL.iter().count(), 11);
         assert!(!Scopes::TENANT.contains(Scope::TenantsWrite));
-        assert_eq!(Scopes::TENANT.iter().count(), 9);
+        assert_eq!(Scopes::TENANT.iter().count(), 10);
         assert!(Scopes::TENANT.iter().all(Scope::is_tenant_scope));
     }
 

@@ -226,6 +226,7 @@ fn layers_point_down_only() {
 /// it names every capability's error to wrap it, and every one returns it.
 const CAPABILITIES: &[&str] = &[
     "page",
+    "events",
     "audit",
     "keys",
     "tokens",
@@ -233,6 +234,7 @@ const CAPABILITIES: &[&str] = &[
     "credentials",
     "admin",
     "authz",
+    "webhooks",
     "sample",
 ];
 

@@ -256,21 +256,14 @@ impl MasterKey {
             .is_ok_and(|plain| plain.as_slice() == KEY_CHECK_PLAINTEXT)
     }
 
-    pub(crate) fn seal_with_aad(
-        &self,
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, SecretError> {
+    pub(crate) fn seal_with_aad(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, SecretError> {
         let nonce = random_bytes::<NONCE_LEN>()?;
         let sealing = &self.keys[0];
         let ciphertext = sealing
             .cipher
             .encrypt(
                 XNonce::from_slice(nonce.as_ref()),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
+                Payload { msg: plain, aad },
             )
             .map_err(|_| SecretError::Unseal)?;
         let mut sealed = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ciphertext.len());

@@ -9,7 +9,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::events;
 use super::guard;
 use super::signing::WebhookSecret;
 use crate::db::webhooks::{EndpointChanges, EndpointRow};
@@ -17,6 +16,7 @@ use crate::db::{self, Db};
 use crate::domain::admin::Admin;
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::DomainError;
+use crate::domain::events::types as events;
 use crate::domain::keys::secrets::MasterKey;
 use crate::domain::page::{self, Page};
 use crate::types::ids::{InvalidInput, MessageId, TenantId, WebhookId};

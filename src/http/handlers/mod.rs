@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit;
 pub mod authz;
 pub mod credentials;
+pub mod event_types;
 pub mod forward_auth;
 pub mod grammar_schemas;
 pub mod health;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::event_types::EventTypeItem;
 use crate::domain::webhooks::endpoints::{
     Delivery, Endpoint, EndpointInput, message_id, parse_message_id,
 };
@@ -16,44 +17,6 @@ use crate::http::extract::{AdminCaller, scope};
 use crate::http::problem::{AdminErrors, ApiError, BodyErrors, CallerErrors, Problem};
 use crate::http::state::AppState;
 use crate::types::ids::WebhookId;
-
-/// An event type an endpoint may subscribe to, or `*` for all of them.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // Only its schema is used.
-pub enum EventTypeItem {
-    #[serde(rename = "*")]
-    Every,
-    #[serde(rename = "user.created")]
-    UserCreated,
-    #[serde(rename = "user.updated")]
-    UserUpdated,
-    #[serde(rename = "user.deleted")]
-    UserDeleted,
-    #[serde(rename = "user.disabled")]
-    UserDisabled,
-    #[serde(rename = "user.secret_rotated")]
-    UserSecretRotated,
-    #[serde(rename = "user.password_changed")]
-    UserPasswordChanged,
-    #[serde(rename = "session.revoked")]
-    SessionRevoked,
-    #[serde(rename = "refresh_token.reused")]
-    RefreshTokenReused,
-    #[serde(rename = "login.locked")]
-    LoginLocked,
-    #[serde(rename = "credential.created")]
-    CredentialCreated,
-    #[serde(rename = "credential.revoked")]
-    CredentialRevoked,
-    #[serde(rename = "role.created")]
-    RoleCreated,
-    #[serde(rename = "role.updated")]
-    RoleUpdated,
-    #[serde(rename = "role.deleted")]
-    RoleDeleted,
-    #[serde(rename = "user.roles_changed")]
-    UserRolesChanged,
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookResponse {

@@ -7,7 +7,7 @@
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 
-use super::events::{self, EventType, Subject};
+use super::types::{self as events, EventType, Subject};
 use crate::db;
 use crate::db::audit::AuditRow;
 use crate::db::webhooks::NewMessage;
