@@ -51,7 +51,7 @@ macro_rules! routes {
             ),
             paths($($($($handler)::+),+),+),
             components(schemas(Problem)),
-            modifiers(&SecuritySchemes, &AtLeastOneMember),
+            modifiers(&SecuritySchemes, &AtLeastOneMember, &UniqueOperationIds),
             tags(
                 (name = "sessions", description = "Sign-in, refresh, logout and the current user"),
                 (name = "tokens", description = "Introspection and revocation, for services"),
@@ -189,6 +189,37 @@ impl Modify for AtLeastOneMember {
             schemas.and_then(|schemas| schemas.get_mut("PatchUser"))
         {
             patch.min_properties = Some(1);
+        }
+    }
+}
+
+/// utoipa names an operation after its handler (`get`, `list`, …), which
+/// several modules share; an operation id must be unique (OpenAPI 3.1
+/// §4.8.10.1) and tools follow links by it. Each becomes the method and the
+/// path's words: `get_tenants_tenant_users_user_id`.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let words: Vec<&str> = path
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .filter(|w| !w.is_empty() && *w != "v1")
+                .collect();
+            let operations = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    operation.operation_id = Some(format!("{method}_{}", words.join("_")));
+                }
+            }
         }
     }
 }

@@ -51,6 +51,13 @@ async fn the_spec_lists_every_registered_route_and_nothing_else() {
         "in the spec but not registered: {phantom:?}"
     );
 
+    let mut ids = BTreeSet::new();
+    for (method, path) in &registered {
+        let id = spec["paths"][path][method]["operationId"].as_str();
+        let id = id.unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+        assert!(ids.insert(id.to_owned()), "operationId {id} is not unique");
+    }
+
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["service_key"]["scheme"], "bearer");
     assert_eq!(schemes["access_token"]["bearerFormat"], "JWT");

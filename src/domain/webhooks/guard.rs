@@ -83,10 +83,13 @@ pub async fn resolve(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAd
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-        Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|_| InvalidInput::new("url", "its host does not resolve"))?
-            .collect(),
+        Some(url::Host::Domain(name)) => {
+            let lookup = tokio::net::lookup_host((name, port));
+            match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+                Ok(Ok(addrs)) => addrs.collect(),
+                _ => return Err(InvalidInput::new("url", "its host does not resolve")),
+            }
+        }
         None => return Err(refused),
     };
     if addrs.is_empty() || (!allow_private && !addrs.iter().all(|a| is_public(a.ip()))) {

@@ -129,7 +129,11 @@ pub struct DeliveryPage {
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// `https://`, reaching public addresses only (see the README's SSRF note); at most 2000 characters.
-    #[schema(example = "https://hooks.example.com/tenant-jwt", max_length = 2000)]
+    #[schema(
+        example = "https://hooks.example.com/tenant-jwt",
+        pattern = "^https?://",
+        max_length = 2000
+    )]
     url: String,
     /// Event types, or `["*"]` for all; 1 to 50.
     #[schema(value_type = Vec<EventTypeItem>, min_items = 1, max_items = 50)]
@@ -143,7 +147,7 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct PatchWebhook {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false, max_length = 2000)]
+    #[schema(nullable = false, pattern = "^https?://", max_length = 2000)]
     url: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(value_type = Vec<EventTypeItem>, nullable = false, min_items = 1, max_items = 50)]
@@ -169,6 +173,7 @@ pub struct DeliveriesQuery {
     #[param(value_type = Option<i64>, minimum = 1.0, maximum = 4294967295.0)]
     limit: Option<u32>,
     /// The `next_after` of the previous page (a `message_id`).
+    #[param(pattern = "^msg_[0-9a-f]{32}$")]
     after: Option<String>,
 }
 
@@ -186,7 +191,7 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     params(("tenant" = String, Path, description = "The tenant's slug")),
     request_body = CreateWebhook,
     responses(
-        (status = 201, description = "Created; the answer holds the signing secret, shown only here and on rotation", body = WebhookCreated),
+        (status = 201, description = "Created (`Location` names it); the answer holds the signing secret, shown only here and on rotation", body = WebhookCreated),
         BodyErrors,
         CallerErrors,
         AdminErrors,
@@ -207,10 +212,13 @@ pub async fn create(
         disabled: None,
     };
     let (endpoint, secret) = state.webhooks.create(&ctx, &tenant, input).await?;
-    Ok(HttpResponse::Created().json(WebhookCreated {
-        webhook: endpoint.into(),
-        secret: secret.to_string(),
-    }))
+    let location = format!("/v1/tenants/{tenant}/webhooks/{}", endpoint.id);
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(WebhookCreated {
+            webhook: endpoint.into(),
+            secret: secret.to_string(),
+        }))
 }
 
 /// List a tenant's webhook endpoints.
