@@ -7,7 +7,7 @@ use diesel::sql_types::{Array, BigInt, Bytea, Int8, Nullable, Text, Uuid as SqlU
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::master_key_check;
-use crate::types::ids::{Generation, UserId};
+use crate::types::ids::{Generation, UserId, WebhookId};
 
 /// The key-id header of a sealed value in hex, or NULL for a value without
 /// one (sealed before key ids): see `domain::keys::secrets`.
@@ -23,10 +23,15 @@ pub struct KeyCount {
     pub secrets: i64,
 }
 
-/// How many user secrets each key sealed (a scan of the table).
+/// How many secrets (users' and webhook endpoints', the current and the
+/// previous) each key sealed (a scan of both tables).
 pub async fn secrets_by_key(conn: &mut AsyncPgConnection) -> QueryResult<Vec<KeyCount>> {
     diesel::sql_query(format!(
-        "SELECT {KEY_ID_SQL} AS key_id, count(*) AS secrets FROM user_secrets GROUP BY 1 ORDER BY 1"
+        "SELECT {KEY_ID_SQL} AS key_id, count(*) AS secrets FROM ( \
+             SELECT ciphertext FROM user_secrets \
+             UNION ALL SELECT secret FROM webhook_endpoints \
+             UNION ALL SELECT previous_secret FROM webhook_endpoints WHERE previous_secret IS NOT NULL \
+         ) AS sealed (ciphertext) GROUP BY 1 ORDER BY 1"
     ))
     .load(conn)
     .await
@@ -110,6 +115,51 @@ pub async fn replace_check_value(
 ) -> QueryResult<usize> {
     diesel::update(master_key_check::table)
         .set(master_key_check::ciphertext.eq(sealed))
+        .execute(conn)
+        .await
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SealedEndpoint {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: WebhookId,
+    #[diesel(sql_type = Bytea)]
+    pub secret: Vec<u8>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub previous_secret: Option<Vec<u8>>,
+}
+
+/// Up to `limit` webhook endpoints with a secret not sealed under the key
+/// whose header is `header`, locked for the caller's transaction.
+pub async fn claim_endpoints_not_sealed_under(
+    conn: &mut AsyncPgConnection,
+    header: &[u8],
+    limit: i64,
+) -> QueryResult<Vec<SealedEndpoint>> {
+    diesel::sql_query(
+        "SELECT id, secret, previous_secret FROM webhook_endpoints \
+         WHERE substring(secret from 1 for 12) <> $1 \
+            OR substring(previous_secret from 1 for 12) <> $1 \
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind::<Bytea, _>(header)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
+pub async fn replace_endpoint_secrets(
+    conn: &mut AsyncPgConnection,
+    id: WebhookId,
+    secret: &[u8],
+    previous_secret: Option<&[u8]>,
+) -> QueryResult<usize> {
+    use super::schema::webhook_endpoints;
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::previous_secret.eq(previous_secret),
+        ))
         .execute(conn)
         .await
 }

@@ -3,6 +3,7 @@
 //! online master key rotation: status, the start-up check and the rewrap
 //! (`rewrap`).
 
+pub mod endpoint_secrets;
 pub mod file;
 pub mod rewrap;
 pub mod secrets;

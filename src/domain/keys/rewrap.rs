@@ -13,6 +13,7 @@
 
 use crate::db::{self, Db};
 use crate::domain::error::DomainError;
+use crate::domain::keys::endpoint_secrets;
 use crate::domain::keys::secrets::{KeyId, MasterKey};
 use crate::types::ids::{Generation, UserId};
 
@@ -196,6 +197,7 @@ pub async fn rewrap_in_pages(
             break;
         }
     }
+    done.secrets += rewrap_endpoint_secrets(db, master_key, page).await?;
     done.check_value = db
         .transaction(async move |conn| {
             let Some(stored) = db::sealed::check_value(conn).await? else {
@@ -209,4 +211,45 @@ pub async fn rewrap_in_pages(
         })
         .await?;
     Ok(done)
+}
+
+/// Re-seals webhook endpoints' secrets under the sealing key, `page`
+/// endpoints per transaction; how many secrets it re-sealed.
+async fn rewrap_endpoint_secrets(
+    db: &Db,
+    master_key: &MasterKey,
+    page: i64,
+) -> Result<u64, DomainError> {
+    let header = master_key.sealing_id().header();
+    let mut resealed = 0;
+    // Each batch leaves its endpoints under the sealing key; rows others
+    // hold locked are left to the next run.
+    loop {
+        let batch = db
+            .transaction(async move |conn| {
+                let claimed =
+                    db::sealed::claim_endpoints_not_sealed_under(conn, &header, page).await?;
+                let mut secrets = 0u64;
+                for endpoint in &claimed {
+                    let reseal = |s: &[u8]| endpoint_secrets::reseal(master_key, endpoint.id, s);
+                    let secret = reseal(&endpoint.secret)?;
+                    let previous = endpoint
+                        .previous_secret
+                        .as_deref()
+                        .map(reseal)
+                        .transpose()?;
+                    let id = endpoint.id;
+                    db::sealed::replace_endpoint_secrets(conn, id, &secret, previous.as_deref())
+                        .await?;
+                    secrets += 1 + u64::from(previous.is_some());
+                }
+                Ok::<_, DomainError>((claimed.len(), secrets))
+            })
+            .await?;
+        resealed += batch.1;
+        if batch.0 == 0 {
+            break;
+        }
+    }
+    Ok(resealed)
 }

@@ -13,12 +13,11 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::domain::keys::endpoint_secrets::{self, LEN};
 use crate::domain::keys::secrets::{MasterKey, SecretError};
 use crate::types::ids::WebhookId;
 
 const PREFIX: &str = "whsec_";
-const LEN: usize = 32;
-const AAD: &[u8] = b"tenant-jwt/webhook-secret/v1";
 
 /// An endpoint's signing secret, in the clear. Never printed, zeroed on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -46,16 +45,11 @@ impl WebhookSecret {
 
     /// Sealed for endpoint `id` under the master key's sealing key.
     pub fn seal(&self, key: &MasterKey, id: WebhookId) -> Result<Vec<u8>, SecretError> {
-        key.seal_with_aad(&aad(id), &self.0)
+        endpoint_secrets::seal(key, id, &self.0)
     }
 
     pub fn unseal(key: &MasterKey, id: WebhookId, sealed: &[u8]) -> Result<Self, SecretError> {
-        let plain = key.open_with_aad(&aad(id), sealed)?;
-        let bytes: [u8; LEN] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| SecretError::Unseal)?;
-        Ok(Self(bytes))
+        Ok(Self(*endpoint_secrets::open(key, id, sealed)?))
     }
 
     /// One `v1,<base64>` signature of a message.
@@ -69,13 +63,6 @@ impl WebhookSecret {
         ctx.update(body);
         format!("v1,{}", STANDARD.encode(ctx.sign().as_ref()))
     }
-}
-
-fn aad(id: WebhookId) -> [u8; AAD.len() + 16] {
-    let mut aad = [0u8; AAD.len() + 16];
-    aad[..AAD.len()].copy_from_slice(AAD);
-    aad[AAD.len()..].copy_from_slice(id.as_uuid().as_bytes());
-    aad
 }
 
 /// The `webhook-signature` header: one signature per secret, space-separated.

@@ -6,6 +6,7 @@
 mod delivery;
 mod endpoints;
 mod instances;
+mod keys;
 mod receiver;
 
 use std::time::Duration;
