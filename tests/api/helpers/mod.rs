@@ -58,9 +58,6 @@ fn unix_now() -> u64 {
 /// Settings for a fresh, isolated instance.
 pub fn test_settings() -> Settings {
     logs::capture();
-    // reqwest's TLS (rustls) takes the process's provider: aws-lc-rs, as the
-    // service's webhook client names its own.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let database = format!(
         "{TEST_DB_PREFIX}{}_{}",
         unix_now(),
