@@ -7,11 +7,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use reqwest::Method;
 use serde_json::json;
 
 use super::receiver::Receiver;
-use super::{add_endpoint, call, create_role};
+use super::{add_endpoint, create_role, settle};
 use crate::helpers::binary::Running;
 use crate::helpers::{TestApp, service_key, spawn_app_with, test_settings};
 
@@ -66,14 +65,7 @@ async fn the_writer_killed_as_it_answers_its_message_still_arrives() {
     settings.webhooks.poll_interval = Duration::from_secs(3600);
     let mut writer = Running::start(&settings);
     assert!(writer.readyz_answers(200).await, "the writer starts");
-    let created = writer
-        .client
-        .post(writer.url("/v1/tenants/acme/roles"))
-        .bearer_auth(service_key())
-        .json(&json!({ "name": "auditor", "permissions": ["reports:read"] }))
-        .send()
-        .await
-        .unwrap();
+    let created = create_role_on(&writer).await;
     writer.child.start_kill().unwrap();
     assert_eq!(created.status(), 201);
     writer.child.wait().await.unwrap();
@@ -102,14 +94,7 @@ async fn the_deliverer_killed_mid_request_another_sends_the_same_message() {
     receiver.hold();
     let mut deliverer = Running::start(&settings);
     assert!(deliverer.readyz_answers(200).await, "the deliverer starts");
-    let created = deliverer
-        .client
-        .post(deliverer.url("/v1/tenants/acme/roles"))
-        .bearer_auth(service_key())
-        .json(&json!({ "name": "auditor", "permissions": ["reports:read"] }))
-        .send()
-        .await
-        .unwrap();
+    let created = create_role_on(&deliverer).await;
     assert_eq!(created.status(), 201);
     let first = receiver.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(first.len(), 1, "the deliverer sent it");
@@ -124,27 +109,27 @@ async fn the_deliverer_killed_mid_request_another_sends_the_same_message() {
     let taken_over = received[1].at - killed;
     assert!(taken_over < Duration::from_secs(30), "after {taken_over:?}");
     assert_eq!(received[1].id, received[0].id, "the same webhook-id");
-    let (_, listed) = call(
+    let listed = settle(
         &other,
-        Method::GET,
-        &format!("/v1/tenants/acme/webhooks/{endpoint}/deliveries"),
-        None,
+        "acme",
+        &endpoint,
+        "delivered",
+        Duration::from_secs(5),
     )
     .await;
-    let delivery = &listed["deliveries"][0];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut status = delivery["status"].clone();
-    while status != "delivered" && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (_, listed) = call(
-            &other,
-            Method::GET,
-            &format!("/v1/tenants/acme/webhooks/{endpoint}/deliveries"),
-            None,
-        )
-        .await;
-        status = listed["deliveries"][0]["status"].clone();
-    }
-    assert_eq!(status, "delivered");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "delivered");
     other.stop().await;
+}
+
+/// `role.created` through the real binary.
+async fn create_role_on(instance: &Running) -> reqwest::Response {
+    instance
+        .client
+        .post(instance.url("/v1/tenants/acme/roles"))
+        .bearer_auth(service_key())
+        .json(&json!({ "name": "auditor", "permissions": ["reports:read"] }))
+        .send()
+        .await
+        .unwrap()
 }
