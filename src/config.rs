@@ -85,11 +85,14 @@ pub struct LimitSettings {
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    pub url: url::Url,
+    pub url: crate::types::database_url::DatabaseUrl,
     pub pool_size: usize,
     /// Longest any one use of Postgres (waiting for a connection, then the
     /// queries) may take before the call answers 503.
     pub timeout: Duration,
+    /// `/readyz` says 503 while the primary has no synchronous standby
+    /// (a failover could then undo answered changes).
+    pub require_sync_replication: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -170,40 +173,5 @@ impl std::fmt::Debug for MasterKeySource {
             MasterKeySource::Inline(_) => f.write_str("Inline(<redacted>)"),
             MasterKeySource::File(path) => f.debug_tuple("File").field(path).finish(),
         }
-    }
-}
-
-/// A connection URL fit for logs and errors: any password replaced by `***`.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted_url;
-
-    #[test]
-    fn urls_lose_their_passwords() {
-        assert_eq!(
-            redacted_url("redis://:hunter2@cache:6379/0"),
-            "redis://:***@cache:6379/0"
-        );
-        assert_eq!(
-            redacted_url("postgres://app:hunter2@db/tenant_jwt"),
-            "postgres://app:***@db/tenant_jwt"
-        );
-        assert_eq!(
-            redacted_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert!(!redacted_url("not a url :hunter2@").contains("hunter2"));
     }
 }

@@ -278,6 +278,11 @@ async fn wait_for_stores(settings: &Settings, checks: &StartupChecks) -> anyhow:
 
 async fn build_state(settings: &Settings, background: &Background) -> anyhow::Result<AppState> {
     let stores = Stores::open(settings).await?;
+    if settings.database.require_sync_replication {
+        // Logs at once whether the primary has a synchronous standby; not
+        // ready (`/readyz`) until it has.
+        stores.pool.readiness(settings.database.timeout).await;
+    }
     if settings.service_keys.is_empty() {
         tracing::warn!(
             "no root service keys configured (TENANT_JWT_SERVICE_KEYS): only stored service credentials and tenant admins' tokens are accepted"

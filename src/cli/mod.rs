@@ -1,6 +1,7 @@
 //! The command line: every setting is a flag and an environment variable, and
 //! every command calls the same domain functions as the HTTP API.
 
+mod database;
 mod keys;
 mod settings;
 

@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::Args;
 use zeroize::Zeroizing;
 
+use super::database::DatabaseArgs;
 use crate::config::{
-    DatabaseSettings, HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource,
-    RedisSettings, Settings, TokenSettings, WebhookSettings,
+    HttpSettings, LimitSettings, LocalCacheSettings, MasterKeySource, RedisSettings, Settings,
+    TokenSettings, WebhookSettings,
 };
 use crate::domain::webhooks::schedule;
 use crate::telemetry::LogFormat;
@@ -20,33 +21,8 @@ use crate::types::service_keys::ServiceKeys;
 /// Every setting. All are global: they may come before or after the command.
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
-    /// Postgres URL; the database is created if missing.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        global = true,
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/tenant_jwt"
-    )]
-    pub database_url: String,
-    /// Largest number of Postgres connections, shared out among the pool's
-    /// shards (one for background work and one per core, at least one each).
-    #[arg(
-        long,
-        env = "TENANT_JWT_DB_POOL_SIZE",
-        global = true,
-        default_value_t = 16
-    )]
-    pub db_pool_size: usize,
-    /// Longest any one use of Postgres (waiting for a connection, then the
-    /// queries) may take before answering 503; the query is then cancelled.
-    #[arg(
-        long,
-        env = "TENANT_JWT_DB_TIMEOUT",
-        global = true,
-        default_value = "5s"
-    )]
-    pub db_timeout: humantime::Duration,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Redis URL (the key-record cache).
     #[arg(
         long,
@@ -366,8 +342,6 @@ fn cores() -> usize {
 
 impl SettingsArgs {
     pub fn into_settings(self) -> anyhow::Result<Settings> {
-        let database_url =
-            url::Url::parse(&self.database_url).context("DATABASE_URL is not a URL")?;
         anyhow::ensure!(
             !self.access_token_ttl.is_zero(),
             "TENANT_JWT_ACCESS_TOKEN_TTL must be positive"
@@ -377,11 +351,7 @@ impl SettingsArgs {
             "TENANT_JWT_REDIS_PREFIX must not contain braces: keys use the user id as their cluster hash tag"
         );
         Ok(Settings {
-            database: DatabaseSettings {
-                url: database_url,
-                pool_size: self.db_pool_size.max(1),
-                timeout: self.db_timeout.into(),
-            },
+            database: self.database.into_settings()?,
             redis: RedisSettings {
                 url: self.redis_url,
                 key_prefix: self.redis_prefix,

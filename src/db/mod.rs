@@ -4,11 +4,13 @@
 //! can compose them inside its transactions. Nothing here knows about HTTP.
 
 pub mod audit;
+pub mod connection;
 pub mod credentials;
 pub mod master_key_check;
 pub mod metrics;
 pub mod outbox;
 pub mod page;
+pub mod readiness;
 pub mod roles;
 pub mod schema;
 pub mod sealed;
@@ -19,19 +21,18 @@ pub mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::Connection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseSettings;
+use readiness::PostgresReadiness;
 
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
@@ -65,13 +66,19 @@ pub enum DbError {
 pub struct Db {
     pools: Arc<[DbPool]>,
     timeout: Duration,
+    /// Whether only a primary with a synchronous standby counts as ready.
+    require_sync: bool,
+    /// The readiness last found, so a change is logged once.
+    last_readiness: Arc<AtomicU8>,
 }
 
 impl Db {
-    pub fn new(pools: Vec<DbPool>, timeout: Duration) -> Self {
+    pub fn new(pools: Vec<DbPool>, settings: &DatabaseSettings) -> Self {
         Self {
             pools: pools.into(),
-            timeout,
+            timeout: settings.timeout,
+            require_sync: settings.require_sync_replication,
+            last_readiness: Arc::new(AtomicU8::new(u8::MAX)),
         }
     }
 
@@ -92,8 +99,19 @@ impl Db {
     where
         E: From<DbError>,
     {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timed_out = || E::from(DbError::TimedOut(self.timeout));
+        self.run_within(self.timeout, work).await
+    }
+
+    async fn run_within<T, E>(
+        &self,
+        timeout: Duration,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || E::from(DbError::TimedOut(timeout));
         let mut conn = match tokio::time::timeout_at(deadline, self.pool().get()).await {
             Ok(conn) => conn.map_err(DbError::from)?,
             Err(_) => return Err(timed_out()),
@@ -101,7 +119,7 @@ impl Db {
         match tokio::time::timeout_at(deadline, work(&mut conn)).await {
             Ok(done) => done,
             Err(_) => {
-                abandon(Object::take(conn), self.timeout);
+                abandon(Object::take(conn), timeout);
                 Err(timed_out())
             }
         }
@@ -130,14 +148,23 @@ impl Db {
             .await
     }
 
-    /// Whether Postgres answers a trivial query within `timeout`.
-    pub async fn ping(&self, timeout: Duration) -> bool {
-        use diesel_async::RunQueryDsl;
-        let check = async {
-            let mut conn = self.pool().get().await.ok()?;
-            diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
-        };
-        matches!(tokio::time::timeout(timeout, check).await, Ok(Some(_)))
+    /// Whether Postgres can take changes now (see `readiness`), found
+    /// within `timeout`. A change of the answer is logged once.
+    pub async fn readiness(&self, timeout: Duration) -> PostgresReadiness {
+        let require_sync = self.require_sync;
+        let read = self
+            .run_within(timeout, async |conn| {
+                readiness::read(conn, require_sync)
+                    .await
+                    .map_err(DbError::from)
+            })
+            .await;
+        let now = read.unwrap_or(PostgresReadiness::Unreachable);
+        let before = self.last_readiness.swap(now as u8, Ordering::Relaxed);
+        if before != now as u8 {
+            report_readiness(now);
+        }
+        now
     }
 
     /// All shards together.
@@ -148,6 +175,25 @@ impl Db {
     /// Closes the pool: connections are dropped as they come back.
     pub fn close(&self) {
         self.pools.iter().for_each(DbPool::close)
+    }
+}
+
+fn report_readiness(now: PostgresReadiness) {
+    match now {
+        PostgresReadiness::Ready => tracing::info!("Postgres ready: a primary takes changes"),
+        PostgresReadiness::Unreachable => {
+            tracing::warn!("Postgres unreachable: no primary answers; not ready")
+        }
+        PostgresReadiness::Standby => {
+            tracing::warn!("Postgres answers as a standby, not a primary; not ready")
+        }
+        PostgresReadiness::NoSyncStandby => tracing::error!(
+            "Postgres primary has no synchronous standby confirming commits, and \
+             TENANT_JWT_REQUIRE_SYNC_REPLICATION=true: not ready. A failover now could \
+             undo changes already answered. Set synchronous_standby_names and \
+             synchronous_commit=on on the primary, and grant the service's role \
+             pg_monitor so it can see pg_stat_replication"
+        ),
     }
 }
 
@@ -178,20 +224,14 @@ where
     type Fut = Fut;
 }
 
-/// One shard of the pool, of `size` connections. A pooled connection is
-/// handed out again without a test query
-/// (`RecyclingMethod::Fast`, not diesel-async's default `Verified`, which sent
-/// `SELECT 1` before every use: a second round trip for every one-query call,
-/// such as loading a key record on a cache miss). A connection is still
-/// dropped, not handed out, if its socket has closed (a Postgres restart) or a
-/// transaction broke on it; one that went silent is bounded by `Db::run`'s
-/// timeout, as a test query would have been.
+/// One shard of the pool, of `size` connections to the primary (see
+/// `connection` for how one is opened and when it is dropped rather than
+/// reused). One that went silent is bounded by `Db::run`'s timeout.
 pub fn build_pool(settings: &DatabaseSettings, size: usize) -> anyhow::Result<DbPool> {
-    let mut config = ManagerConfig::default();
-    config.recycling_method = RecyclingMethod::Fast;
+    let config = connection::client_config(&settings.url, settings.timeout);
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        settings.url.as_str(),
-        config,
+        settings.url.to_string(),
+        connection::manager_config(config),
     );
     let timeout = Some(settings.timeout);
     Pool::builder(manager)
@@ -212,20 +252,18 @@ pub async fn prepare_pool(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     let pools = (0..shards)
         .map(|_| build_pool(settings, size))
         .collect::<anyhow::Result<_>>()?;
-    Ok(Db::new(pools, settings.timeout))
+    Ok(Db::new(pools, settings))
 }
 
 /// Whether the Postgres server answers (within the timeout), whether or not
 /// the database exists yet (`prepare` creates it).
 pub async fn reachable(settings: &DatabaseSettings) -> anyhow::Result<()> {
-    use diesel_async::AsyncConnection;
+    let config = connection::client_config(&settings.url, settings.timeout);
     let attempt = async {
-        let Err(e) = AsyncPgConnection::establish(settings.url.as_str()).await else {
+        let Err(e) = connection::connect(&config).await else {
             return Ok(());
         };
-        let mut maintenance_url = settings.url.clone();
-        maintenance_url.set_path("/postgres");
-        AsyncPgConnection::establish(maintenance_url.as_str())
+        connection::connect(&maintenance(&config))
             .await
             .map(drop)
             .map_err(|_| e)
@@ -236,34 +274,37 @@ pub async fn reachable(settings: &DatabaseSettings) -> anyhow::Result<()> {
     }
 }
 
-/// Creates the database if it does not exist, then applies pending migrations.
-pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<()> {
-    create_database_if_missing(&settings.url).await?;
-    run_migrations(&settings.url).await
+/// `config`, on the `postgres` database every server has.
+fn maintenance(config: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut config = config.clone();
+    config.dbname("postgres");
+    config
 }
 
-async fn create_database_if_missing(url: &url::Url) -> anyhow::Result<()> {
-    use diesel_async::{AsyncConnection, RunQueryDsl};
+/// Creates the database if it does not exist, then applies pending migrations.
+pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let config = connection::client_config(&settings.url, settings.timeout);
+    create_database_if_missing(&settings.url, &config).await?;
+    run_migrations(config).await
+}
 
-    if AsyncPgConnection::establish(url.as_str()).await.is_ok() {
+async fn create_database_if_missing(
+    url: &crate::types::database_url::DatabaseUrl,
+    config: &tokio_postgres::Config,
+) -> anyhow::Result<()> {
+    use diesel_async::RunQueryDsl;
+
+    if connection::connect(config).await.is_ok() {
         return Ok(());
     }
-    let name = url.path().trim_start_matches('/').to_owned();
-    anyhow::ensure!(!name.is_empty(), "DATABASE_URL names no database");
-    let mut maintenance_url = url.clone();
-    maintenance_url.set_path("/postgres");
-    let mut conn = AsyncPgConnection::establish(maintenance_url.as_str())
+    let name = url.database();
+    let mut conn = connection::connect(&maintenance(config))
         .await
-        .with_context(|| {
-            format!(
-                "connecting to Postgres at {}",
-                crate::config::redacted_url(url.as_str())
-            )
-        })?;
+        .with_context(|| format!("connecting to Postgres at {url}"))?;
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
     if let Err(e) = diesel::sql_query(create).execute(&mut conn).await {
         // Another instance may have created it in the meantime.
-        AsyncPgConnection::establish(url.as_str())
+        connection::connect(config)
             .await
             .map(drop)
             .with_context(|| format!("creating database {name:?}: {e}"))?;
@@ -273,11 +314,13 @@ async fn create_database_if_missing(url: &url::Url) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_migrations(url: &url::Url) -> anyhow::Result<()> {
-    let url = url.to_string();
+async fn run_migrations(config: tokio_postgres::Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Handle::current();
     let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+        let conn = runtime
+            .block_on(connection::connect(&config))
             .context("connecting to Postgres for migrations")?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         diesel::RunQueryDsl::execute(
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")),
             &mut conn,

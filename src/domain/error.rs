@@ -179,38 +179,13 @@ impl From<DbError> for DomainError {
 
 impl From<DieselError> for DomainError {
     fn from(e: DieselError) -> Self {
-        match e {
-            // The connection broke (diesel-async reports an I/O error or a
-            // closed socket as "unable to send"): Postgres is unreachable.
-            DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            )
-            | DieselError::BrokenTransactionManager => DomainError::unavailable(e),
-            // A standby that was a primary a moment ago (failover), or a
-            // server going down or coming up: worth retrying.
-            DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
-                DomainError::unavailable(e)
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
-                if is_operator_intervention(info.message()) =>
-            {
-                DomainError::unavailable(e)
-            }
-            other => DomainError::internal(other),
+        // The server is gone, going, or no longer the primary (a failover):
+        // worth retrying, and the pool will not reuse the connection.
+        if crate::db::connection::lost(&e) {
+            return DomainError::unavailable(e);
         }
+        DomainError::internal(e)
     }
-}
-
-/// Whether Postgres's message is one of SQLSTATE class 57 (operator
-/// intervention: 57P01 to 57P03, a restart or shutdown under way). diesel
-/// reports these as `Unknown` without the code, so the message decides.
-fn is_operator_intervention(message: &str) -> bool {
-    message.starts_with("terminating connection due to administrator command")
-        || message.starts_with("terminating connection because of crash")
-        || message.starts_with("the database system is shutting down")
-        || message.starts_with("the database system is starting up")
-        || message.starts_with("the database system is in recovery mode")
 }
 
 impl From<SecretError> for DomainError {

@@ -71,7 +71,13 @@ async fn sigterm_lets_requests_in_flight_finish() {
 async fn sigterm_while_waiting_for_postgres_exits_cleanly() {
     let mut settings = test_settings();
     // Nothing listens there: Postgres is "down".
-    settings.database.url.set_port(Some(free_port())).unwrap();
+    settings.database.url = format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        free_port(),
+        settings.database.url.database()
+    )
+    .parse()
+    .unwrap();
     let binary = Running::start(&settings);
     assert!(
         binary.readyz_answers(503).await,

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::cache::metrics::CacheMetrics;
 use crate::db::metrics::PoolMetrics;
+use crate::db::readiness::PostgresReadiness;
 use crate::http::problem::{PROBLEM_JSON, Problem};
 use crate::http::state::AppState;
 
@@ -20,7 +21,10 @@ pub struct Health {
 
 #[derive(Serialize, ToSchema)]
 pub struct Checks {
-    /// `ok` or `unreachable`.
+    /// `ok`, `unreachable`, `standby` (the server answering is not the
+    /// primary) or `no_sync_standby` (the primary has no synchronous standby
+    /// and `TENANT_JWT_REQUIRE_SYNC_REPLICATION` asks for one).
+    #[schema(example = "ok")]
     postgres: &'static str,
     /// `ok` or `unreachable`.
     redis: &'static str,
@@ -66,7 +70,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Postgres and Redis both answer.
+/// Postgres and Redis both answer, the Postgres server is the primary, and
+/// (if required) it has a synchronous standby.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -75,8 +80,10 @@ pub async fn healthz() -> HttpResponse {
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres, redis) =
-        tokio::join!(state.db.ping(state.readiness_timeout), state.cache.ping());
+    let (postgres, redis) = tokio::join!(
+        state.db.readiness(state.readiness_timeout),
+        state.cache.ping()
+    );
     let pool = state.cache.pool().status();
     let parts = RedisParts {
         topology: state.cache.topology().name(),
@@ -107,19 +114,26 @@ pub struct StartupChecks {
 /// `/readyz` during start-up: never ready, with what is reachable so far.
 pub async fn readyz_starting(checks: web::Data<StartupChecks>) -> HttpResponse {
     let reachable = |check: &AtomicBool| check.load(Ordering::Relaxed);
-    readiness(reachable(&checks.postgres), reachable(&checks.redis), None)
+    let postgres = match reachable(&checks.postgres) {
+        true => PostgresReadiness::Ready,
+        false => PostgresReadiness::Unreachable,
+    };
+    readiness(postgres, reachable(&checks.redis), None)
 }
 
 /// `redis_parts` is `None` until start-up has finished (never ready then).
-fn readiness(postgres: bool, redis: bool, redis_parts: Option<RedisParts>) -> HttpResponse {
-    let word = |up: bool| if up { "ok" } else { "unreachable" };
+fn readiness(
+    postgres: PostgresReadiness,
+    redis: bool,
+    redis_parts: Option<RedisParts>,
+) -> HttpResponse {
     let started = redis_parts.is_some();
     let checks = Checks {
-        postgres: word(postgres),
-        redis: word(redis),
+        postgres: postgres.as_str(),
+        redis: if redis { "ok" } else { "unreachable" },
         redis_parts,
     };
-    if postgres && redis && started {
+    if postgres.is_ready() && redis && started {
         HttpResponse::Ok().json(Readiness {
             status: "ready",
             checks,

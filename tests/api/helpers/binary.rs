@@ -28,6 +28,14 @@ pub fn binary(settings: &Settings, port: u16) -> tokio::process::Command {
     command
         .env_clear()
         .env("DATABASE_URL", settings.database.url.as_str())
+        .env(
+            "TENANT_JWT_DB_TIMEOUT",
+            format!("{}ms", settings.database.timeout.as_millis()),
+        )
+        .env(
+            "TENANT_JWT_REQUIRE_SYNC_REPLICATION",
+            settings.database.require_sync_replication.to_string(),
+        )
         .env("REDIS_URL", &settings.redis.url)
         .env("TENANT_JWT_REDIS_PREFIX", &settings.redis.key_prefix)
         .env(

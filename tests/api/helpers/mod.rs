@@ -70,6 +70,7 @@ pub fn test_settings() -> Settings {
                 .unwrap(),
             pool_size: 4,
             timeout: Duration::from_secs(5),
+            require_sync_replication: false,
         },
         redis: RedisSettings {
             url: redis_url(),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tenant_jwt::types::database_url::DatabaseUrl;
+
 use super::{postgres_base_url, redis_url};
 
 /// A TCP proxy between an instance and Redis or Postgres, to cut, freeze and
@@ -42,11 +44,11 @@ impl TcpProxy {
     }
 
     /// `url` (a Postgres URL) with its host and port replaced by this proxy's.
-    pub fn postgres_url(&self, url: &url::Url) -> url::Url {
-        let mut proxied = url.clone();
+    pub fn postgres_url(&self, url: &DatabaseUrl) -> DatabaseUrl {
+        let mut proxied = url::Url::parse(url.as_str()).unwrap();
         proxied.set_ip_host(self.address.ip()).unwrap();
         proxied.set_port(Some(self.address.port())).unwrap();
-        proxied
+        proxied.as_str().parse().unwrap()
     }
 
     /// The Redis URL that goes through this proxy.
