@@ -10,6 +10,7 @@ mod architecture;
 mod auth_first;
 mod credentials;
 mod docs;
+mod failover;
 mod faults;
 mod gateway;
 mod hardening;

@@ -49,6 +49,10 @@ pub fn binary(settings: &Settings, port: u16) -> tokio::process::Command {
         .env("TENANT_JWT_LOGIN_LIMIT_PER_IP", "1000")
         .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT_IP", "1000")
         .env("TENANT_JWT_LOGIN_LIMIT_PER_ACCOUNT", "1000")
+        .env(
+            "TENANT_JWT_FAILED_VERIFICATION_LIMIT_PER_IP",
+            settings.limits.failed_verifications_per_ip.to_string(),
+        )
         .env("TENANT_JWT_LOG_FORMAT", "json")
         .env(
             "TENANT_JWT_WEBHOOK_ALLOW_PRIVATE",

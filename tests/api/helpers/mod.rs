@@ -7,6 +7,7 @@
 pub mod binary;
 mod client;
 mod logs;
+pub mod postgres_servers;
 mod proxy;
 pub mod redis_servers;
 mod tokens;
@@ -44,7 +45,7 @@ fn postgres_base_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
