@@ -28,6 +28,10 @@ const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub fn client_config(url: &DatabaseUrl, timeout: Duration) -> tokio_postgres::Config {
     let mut config = url.config().clone();
     config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    if config.get_application_name().is_none() {
+        // So operators can tell the service's sessions apart.
+        config.application_name("tenant-jwt");
+    }
     if config.get_connect_timeout().is_none() {
         let hosts = u32::try_from(url.host_count().max(1)).unwrap_or(u32::MAX);
         config.connect_timeout((timeout / hosts).max(MIN_CONNECT_TIMEOUT));

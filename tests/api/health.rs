@@ -52,3 +52,27 @@ async fn unknown_routes_and_methods_are_problems() {
         "method_not_allowed"
     );
 }
+
+/// A lone Postgres (no standby) while a synchronous standby is required:
+/// not ready, saying why, and the log says what to set.
+#[tokio::test]
+async fn readiness_requires_a_synchronous_standby_when_asked() {
+    let mut settings = crate::helpers::test_settings();
+    settings.database.require_sync_replication = true;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.headers().contains_key("retry-after"));
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "no_sync_standby", "{body}");
+    assert!(
+        crate::helpers::captured_logs().contains("no synchronous standby confirming commits"),
+        "the reason is logged"
+    );
+    let member = app.tenant_with_user("acme", "alice").await;
+    assert_eq!(
+        app.me(&member.token).await.status(),
+        200,
+        "not ready is not refusing: the service still answers"
+    );
+}

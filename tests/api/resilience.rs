@@ -236,6 +236,50 @@ async fn a_pooled_connection_postgres_closed_is_replaced_not_handed_out() {
     assert_ne!(next.n, first);
 }
 
+#[tokio::test]
+async fn a_connection_that_finds_itself_read_only_is_dropped_not_reused() {
+    use diesel_async::RunQueryDsl;
+    use tenant_jwt::db::{self, DbError};
+
+    // What a demoted primary answers a write with (SQLSTATE 25006). Here the
+    // session itself is made read-only, so handing the connection out again
+    // would fail the next write too.
+    let mut settings = test_settings();
+    settings.database.pool_size = 1;
+    let db = db::prepare_pool(&settings.database).await.unwrap();
+    let backend = async || {
+        db.query(async |conn| {
+            diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
+                .get_result::<Count>(conn)
+                .await
+        })
+        .await
+    };
+    let write = "UPDATE tenants SET slug = slug WHERE false";
+    let first = backend().await.unwrap().n;
+    let refused = db
+        .query(async |conn| {
+            diesel::sql_query("SET default_transaction_read_only = on")
+                .execute(conn)
+                .await?;
+            diesel::sql_query(write).execute(conn).await
+        })
+        .await;
+    match refused {
+        Err(DbError::Query(e)) => assert!(db::connection::lost(&e), "{e}"),
+        other => panic!("the write is refused as read-only: {other:?}"),
+    }
+
+    let next = backend().await.unwrap();
+    assert_ne!(
+        next.n, first,
+        "the read-only connection is not handed out again"
+    );
+    db.query(async |conn| diesel::sql_query(write).execute(conn).await)
+        .await
+        .expect("the next write goes through a read-write session");
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
