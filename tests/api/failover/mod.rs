@@ -5,11 +5,13 @@
 //! and no hung request, 503 with `Retry-After` while no primary answers,
 //! writes again soon after the promotion, and every rotation or logout that
 //! was answered still in effect afterwards, on every instance and in
-//! Postgres itself (a fresh instance with Redis emptied refuses the tokens).
+//! Postgres itself (a fresh instance with Redis emptied refuses the tokens),
+//! and its webhook delivered.
 
 mod crash;
 mod switchover;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,12 +22,13 @@ use tenant_jwt::config::Settings;
 use crate::helpers::binary::Running;
 use crate::helpers::postgres_servers::PgPair;
 use crate::helpers::{PASSWORD, service_key, test_settings};
+use crate::webhooks::receiver::Receiver;
 
 /// How long one use of Postgres may take (`TENANT_JWT_DB_TIMEOUT`): no
 /// request may take much longer.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest any one request may take, Postgres down or not.
-const LONGEST_REQUEST: Duration = Duration::from_secs(4);
+const LONGEST_REQUEST: Duration = Duration::from_secs(5);
 const USERS: usize = 6;
 const TENANT: &str = "acme";
 
@@ -90,6 +93,8 @@ struct Ledger {
     revoked: Vec<String>,
     /// When each rotation answered 200.
     rotated_at: Vec<Instant>,
+    /// The request id of each rotation answered 200: its webhook must arrive.
+    rotation_requests: Vec<String>,
     /// Requests answered 503.
     unavailable: usize,
     /// Requests answered.
@@ -102,6 +107,8 @@ struct Ledger {
 /// succeeds (a planned switchover must need no more).
 struct Traffic {
     instances: Arc<[Running; 2]>,
+    /// Subscribed to `user.secret_rotated`.
+    receiver: Receiver,
     users: Vec<String>,
     ledger: Arc<Mutex<Ledger>>,
     stop: Arc<AtomicBool>,
@@ -109,7 +116,8 @@ struct Traffic {
 }
 
 impl Traffic {
-    /// Creates the tenant and its users through the first instance.
+    /// Creates the tenant, its users and a webhook endpoint through the
+    /// first instance.
     async fn prepare(instances: Arc<[Running; 2]>, retry: bool) -> Self {
         let a = &instances[0];
         let created = send(
@@ -135,8 +143,19 @@ impl Traffic {
             assert_eq!(user.status, 201);
             users.push(user.body["id"].as_str().unwrap().to_owned());
         }
+        let receiver = Receiver::start(200);
+        let endpoint = send(
+            a.client
+                .post(a.url(&format!("/v1/tenants/{TENANT}/webhooks")))
+                .bearer_auth(service_key())
+                .json(&json!({ "url": receiver.url, "events": ["user.secret_rotated"] })),
+            "add webhook endpoint",
+        )
+        .await;
+        assert_eq!(endpoint.status, 201, "{}", endpoint.body);
         Traffic {
             instances,
+            receiver,
             users,
             ledger: Arc::default(),
             stop: Arc::default(),
@@ -195,14 +214,17 @@ async fn one_round(
     let token = first["access_token"].as_str().unwrap().to_owned();
     let me = y.client.get(y.url("/v1/me")).bearer_auth(&token);
     step(me, "verification", 200, ledger, retry).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
     let rotate = y
         .client
         .post(y.url(&format!("/v1/tenants/{TENANT}/users/{id}/rotate-secret")))
-        .bearer_auth(service_key());
+        .bearer_auth(service_key())
+        .header("x-request-id", &request_id);
     if step(rotate, "rotation", 200, ledger, retry).await.is_some() {
         let mut ledger = ledger.lock().unwrap();
         ledger.revoked.push(token);
         ledger.rotated_at.push(Instant::now());
+        ledger.rotation_requests.push(request_id);
     }
     let Some(second) = step(login(), "login", 200, ledger, retry).await else {
         return;
@@ -281,6 +303,65 @@ async fn assert_all_refused(instances: &[Running], settings: &Settings, revoked:
             let status = me.send().await.unwrap().status();
             assert_eq!(status, 401, "a revoked token is refused");
         }
+    }
+}
+
+/// After the failover, a rotation on one instance still stops the user's
+/// token on the other within a second (the announcement and the outbox
+/// drain work on the new primary).
+async fn assert_rotation_propagates(traffic: &Traffic) {
+    let [a, b] = &*traffic.instances;
+    let login = a
+        .client
+        .post(a.url(&format!("/v1/tenants/{TENANT}/login")))
+        .json(&json!({ "username": "user0", "password": PASSWORD }));
+    let token = send(login, "login").await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = || b.client.get(b.url("/v1/me")).bearer_auth(&token);
+    assert_eq!(send(me(), "verification").await.status, 200);
+    let rotate = a
+        .client
+        .post(a.url(&format!(
+            "/v1/tenants/{TENANT}/users/{}/rotate-secret",
+            traffic.users[0]
+        )))
+        .bearer_auth(service_key());
+    assert_eq!(send(rotate, "rotation").await.status, 200);
+    let answered = Instant::now();
+    while send(me(), "verification").await.status != 401 {
+        assert!(
+            answered.elapsed() < Duration::from_secs(1),
+            "the rotation reaches the other instance within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every rotation answered 200 has its `user.secret_rotated` webhook
+/// delivered (written with the change, so kept by the failover; sent by
+/// whichever instance leases it). Returns how many arrived more than once
+/// (at least once is the contract).
+async fn assert_every_rotation_reported(receiver: &Receiver, requests: &[String]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let received = receiver.received();
+        let ids: HashSet<String> = received.iter().map(|r| r.id.clone()).collect();
+        let reported: HashSet<String> = received
+            .iter()
+            .filter_map(|r| Some(r.json()["data"]["request_id"].as_str()?.to_owned()))
+            .collect();
+        let missing = requests.iter().filter(|r| !reported.contains(*r)).count();
+        if missing == 0 {
+            return received.len() - ids.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} answered rotations never reported",
+            requests.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

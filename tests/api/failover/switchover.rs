@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    Traffic, assert_all_refused, assert_still_running, settings_on, two_instances, watch_readiness,
+    Traffic, assert_all_refused, assert_every_rotation_reported, assert_rotation_propagates,
+    assert_still_running, settings_on, two_instances, watch_readiness,
 };
 use crate::helpers::postgres_servers::PgPair;
 
@@ -56,7 +57,11 @@ async fn a_switchover_needs_nothing_but_retries_and_loses_nothing() {
             "/readyz went 503 (no primary, then no synchronous standby) then 200: {seen:?}"
         );
     }
+    assert_rotation_propagates(&traffic).await;
     assert_all_refused(&instances[..], &settings, &ledger.revoked).await;
+    let repeated =
+        assert_every_rotation_reported(&traffic.receiver, &ledger.rotation_requests).await;
+    eprintln!("{} webhooks delivered twice", repeated);
     drop(traffic);
     assert_still_running(instances);
 }

@@ -7,7 +7,7 @@ mod delivery;
 mod endpoints;
 mod instances;
 mod keys;
-mod receiver;
+pub(crate) mod receiver;
 
 use std::time::Duration;
 
