@@ -209,14 +209,7 @@ async fn a_pooled_connection_postgres_closed_is_replaced_not_handed_out() {
     let mut settings = test_settings();
     settings.database.pool_size = 1;
     let db = db::prepare_pool(&settings.database).await.unwrap();
-    let backend = async || {
-        db.query(async |conn| {
-            diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
-                .get_result::<Count>(conn)
-                .await
-        })
-        .await
-    };
+    let backend = async || backend_pid(&db).await;
     let first = backend().await.unwrap().n;
     let mut admin = AsyncPgConnection::establish(settings.database.url.as_str())
         .await
@@ -247,14 +240,7 @@ async fn a_connection_that_finds_itself_read_only_is_dropped_not_reused() {
     let mut settings = test_settings();
     settings.database.pool_size = 1;
     let db = db::prepare_pool(&settings.database).await.unwrap();
-    let backend = async || {
-        db.query(async |conn| {
-            diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
-                .get_result::<Count>(conn)
-                .await
-        })
-        .await
-    };
+    let backend = async || backend_pid(&db).await;
     let write = "UPDATE tenants SET slug = slug WHERE false";
     let first = backend().await.unwrap().n;
     let refused = db
@@ -278,6 +264,17 @@ async fn a_connection_that_finds_itself_read_only_is_dropped_not_reused() {
     db.query(async |conn| diesel::sql_query(write).execute(conn).await)
         .await
         .expect("the next write goes through a read-write session");
+}
+
+/// The server process of the connection `db` hands out next.
+async fn backend_pid(db: &tenant_jwt::db::Db) -> Result<Count, tenant_jwt::db::DbError> {
+    use diesel_async::RunQueryDsl;
+    db.query(async |conn| {
+        diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
+            .get_result::<Count>(conn)
+            .await
+    })
+    .await
 }
 
 #[derive(diesel::QueryableByName)]

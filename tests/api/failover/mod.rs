@@ -375,6 +375,53 @@ async fn empty_redis(prefix: &str) {
     }
 }
 
+impl Ledger {
+    /// How long after `promoted` the first rotation answered 200 (at most
+    /// 5 s), printed with the counts.
+    fn assert_writes_resumed(&self, promoted: Instant, what: &str) {
+        let first = self
+            .rotated_at
+            .iter()
+            .filter(|at| **at > promoted)
+            .min()
+            .map(|at| at.duration_since(promoted))
+            .expect("rotations answered after the promotion");
+        eprintln!(
+            "{what}: first rotation {first:?} after the promotion; {} requests, \
+             {} answered 503, {} revocations checked",
+            self.answered,
+            self.unavailable,
+            self.revoked.len()
+        );
+        assert!(
+            first <= Duration::from_secs(5),
+            "first rotation {first:?} after the promotion"
+        );
+    }
+}
+
+/// Each instance's `/readyz` went from 503 back to 200, and ended ready.
+fn assert_unready_then_ready(readiness: &[Vec<u16>; 2]) {
+    for seen in readiness {
+        assert!(
+            seen.windows(2).any(|w| w == [503, 200]) && seen.last() == Some(&200),
+            "/readyz went 503 then 200: {seen:?}"
+        );
+    }
+}
+
+/// What must hold once the traffic has stopped: rotations propagate, every
+/// answered revocation holds everywhere, every answered rotation was
+/// reported, and both instances ran throughout.
+async fn assert_nothing_lost(traffic: Traffic, settings: &Settings, ledger: &Ledger) {
+    assert_rotation_propagates(&traffic).await;
+    assert_all_refused(&traffic.instances[..], settings, &ledger.revoked).await;
+    let repeated =
+        assert_every_rotation_reported(&traffic.receiver, &ledger.rotation_requests).await;
+    eprintln!("{repeated} webhooks delivered twice");
+    assert_still_running(traffic.instances);
+}
+
 /// Neither instance restarted or died.
 fn assert_still_running(instances: Arc<[Running; 2]>) {
     let Ok(mut instances) = Arc::try_unwrap(instances) else {
