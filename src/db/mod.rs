@@ -159,10 +159,13 @@ impl Db {
                     .map_err(DbError::from)
             })
             .await;
-        let now = read.unwrap_or(PostgresReadiness::Unreachable);
+        let (now, cause) = match read {
+            Ok(now) => (now, None),
+            Err(e) => (PostgresReadiness::Unreachable, Some(e)),
+        };
         let before = self.last_readiness.swap(now as u8, Ordering::Relaxed);
         if before != now as u8 {
-            report_readiness(now);
+            report_readiness(now, cause);
         }
         now
     }
@@ -178,11 +181,12 @@ impl Db {
     }
 }
 
-fn report_readiness(now: PostgresReadiness) {
+fn report_readiness(now: PostgresReadiness, cause: Option<DbError>) {
     match now {
         PostgresReadiness::Ready => tracing::info!("Postgres ready: a primary takes changes"),
         PostgresReadiness::Unreachable => {
-            tracing::warn!("Postgres unreachable: no primary answers; not ready")
+            let error = cause.map(|e| e.to_string()).unwrap_or_default();
+            tracing::warn!(%error, "Postgres unreachable: no primary answers; not ready")
         }
         PostgresReadiness::Standby => {
             tracing::warn!("Postgres answers as a standby, not a primary; not ready")
