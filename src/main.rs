@@ -13,6 +13,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = tenant_jwt::cli::Cli::parse();
-    let _log_writer = tenant_jwt::telemetry::init(cli.settings.log_format)?;
+    let _telemetry = tenant_jwt::telemetry::init(cli.settings.log_format)?;
     tenant_jwt::cli::run(cli).await
 }

@@ -18,11 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod batched;
+pub mod otel;
 
 use batched::BatchedStderr;
 pub use batched::FlushOnDrop;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -74,20 +76,46 @@ impl crate::metrics::Area for LogMetrics {
     }
 }
 
-/// Installs the global subscriber, writing to standard error from a thread
-/// of its own. Keep the guard until exit: dropping it writes what waits.
-pub fn init(format: LogFormat) -> std::io::Result<FlushOnDrop> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = BatchedStderr::start()?;
-    let _ = WRITER.set(writer.clone());
-    init_with(format, filter, writer);
-    Ok(guard)
+/// What must live until exit: the trace exporter (dropped first, flushing
+/// queued spans) and the log writer (then writing what waits).
+pub struct TelemetryGuard {
+    _traces: Option<otel::Tracing>,
+    _log_writer: FlushOnDrop,
 }
 
-/// Installs the global subscriber with any writer; a second call (as in
-/// tests) does nothing.
+/// Installs the global subscriber, writing to standard error from a thread
+/// of its own, and exporting traces if an OTLP endpoint is configured
+/// (`otel`). Keep the guard until exit.
+pub fn init(format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, log_writer) = BatchedStderr::start()?;
+    let _ = WRITER.set(writer.clone());
+    let traces = otel::traces_endpoint(|name| std::env::var(name).ok())
+        .map(otel::Tracing::start)
+        .transpose()?;
+    let (traces, tracer) = traces.unzip();
+    install(format, filter, writer, tracer);
+    Ok(TelemetryGuard {
+        _traces: traces,
+        _log_writer: log_writer,
+    })
+}
+
+/// Installs the global subscriber with any writer and no trace export; a
+/// second call (as in tests) does nothing.
 pub fn init_with<W>(format: LogFormat, filter: EnvFilter, writer: W)
 where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    install(format, filter, writer, None)
+}
+
+fn install<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
@@ -99,10 +127,21 @@ where
             .with_span_list(true)
             .boxed(),
     };
+    // Spans only, and only ours: log events never leave as span events.
+    let traces = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(filter_fn(|meta| {
+                meta.is_span() && meta.target().starts_with("tenant_jwt")
+            }))
+    });
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(ConnectionErrors)
-        .with(lines)
+        .with(lines.with_filter(filter))
+        .with(traces)
         .try_init();
 }
 

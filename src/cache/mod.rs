@@ -32,6 +32,7 @@ use redis::{FromRedisValue, Script};
 use self::pool::{PoolError, PoolSettings, RedisPool};
 use self::topology::{Topology, UrlError};
 use crate::config::RedisSettings;
+use crate::telemetry::otel;
 use crate::types::ids::UserId;
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +241,26 @@ impl RecordCache {
     /// the breaker is open. A connection whose command failed or timed out
     /// is closed, not returned to the pool.
     async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, CacheError> {
+        use tracing::Instrument;
+        if !otel::active() {
+            return self.send(command).await;
+        }
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = command.name(),
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = command.name(),
+            otel.status_code = tracing::field::Empty,
+        );
+        let outcome = self.send(command).instrument(span.clone()).await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        outcome
+    }
+
+    async fn send<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, CacheError> {
         if !self.breaker.allows(Instant::now()) {
             return Err(CacheError::CircuitOpen);
         }
@@ -274,6 +295,28 @@ impl RecordCache {
 enum Command<'a> {
     Plain(&'a redis::Cmd),
     Script(&'a redis::ScriptInvocation<'a>),
+}
+
+impl Command<'_> {
+    /// The command's name only (for a span): never its keys or values.
+    fn name(&self) -> &'static str {
+        let Command::Plain(cmd) = self else {
+            return "EVALSHA";
+        };
+        let Some(redis::Arg::Simple(name)) = cmd.args_iter().next() else {
+            return "OTHER";
+        };
+        // The commands this module sends; anything else is not named.
+        const KNOWN: &[&str] = &[
+            "GET", "SET", "DEL", "PUBLISH", "PING", "EXISTS", "EXPIRE", "MGET", "UNLINK", "SCAN",
+            "INFO", "EVAL", "EVALSHA", "SCRIPT",
+        ];
+        KNOWN
+            .iter()
+            .find(|known| known.as_bytes().eq_ignore_ascii_case(name))
+            .copied()
+            .unwrap_or("OTHER")
+    }
 }
 
 /// Parses `<version>|<payload>`; an empty payload is a negative entry.

@@ -15,6 +15,7 @@ use diesel_async::pooled_connection::{ManagerConfig, RecyclingMethod};
 use futures_util::FutureExt;
 use tokio_postgres::config::TargetSessionAttrs;
 
+use crate::telemetry::otel;
 use crate::types::database_url::DatabaseUrl;
 
 /// The shortest time one host is given to accept a connection when
@@ -107,10 +108,12 @@ fn is_server_going(message: &str) -> bool {
 }
 
 /// Remembers whether a query on this connection failed because its server
-/// is lost (see `lost`), for the pool's re-check.
+/// is lost (see `lost`), for the pool's re-check; and, while traces are
+/// exported, makes a client span of each statement.
 #[derive(Debug, Default)]
 pub struct Health {
     pub lost: bool,
+    statement: Option<tracing::Span>,
 }
 
 impl Health {
@@ -121,14 +124,64 @@ impl Health {
 
 impl Instrumentation for Health {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery {
-            error: Some(error), ..
-        } = event
-            && lost(error)
-        {
-            self.lost = true;
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } if otel::active() => {
+                self.statement = Some(statement_span(&query.to_string()));
+            }
+            InstrumentationEvent::FinishQuery { error, .. } => {
+                if let Some(span) = self.statement.take()
+                    && error.is_some()
+                {
+                    span.record("otel.status_code", "ERROR");
+                }
+                if error.is_some_and(lost) {
+                    self.lost = true;
+                }
+            }
+            _ => {}
         }
     }
+}
+
+/// A span of one statement, named as the conventions say (`SELECT users`):
+/// the operation and the table, never the parameters (diesel prints them
+/// after `-- binds:`; they are cut off before anything is read).
+fn statement_span(text: &str) -> tracing::Span {
+    let sql = text.split(" -- binds").next().unwrap_or_default();
+    let (operation, table) = operation_and_table(sql);
+    let name = format!("{operation} {table}");
+    tracing::info_span!(
+        "postgres",
+        otel.name = name.trim(),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = table,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// The statement's first word, and the table after FROM, INTO or UPDATE
+/// (unquoted), if any.
+fn operation_and_table(sql: &str) -> (String, String) {
+    let words: Vec<&str> = sql.split_whitespace().take(64).collect();
+    let operation = words
+        .first()
+        .map(|w| w.to_ascii_uppercase())
+        .unwrap_or_default();
+    let table = words
+        .windows(2)
+        .find(|w| ["FROM", "INTO", "UPDATE"].contains(&w[0].to_ascii_uppercase().as_str()))
+        .map(|w| {
+            let name = w[1].trim_matches(|c: char| c == '"' || c == '(' || c == ',');
+            name.rsplit('.')
+                .next()
+                .unwrap_or(name)
+                .trim_matches('"')
+                .to_owned()
+        })
+        .unwrap_or_default();
+    (operation, table)
 }
 
 #[cfg(test)]
@@ -193,6 +246,26 @@ mod tests {
             DatabaseErrorKind::SerializationFailure,
             "could not serialize access"
         )));
+    }
+
+    #[test]
+    fn a_statement_span_names_the_operation_and_table_only() {
+        assert_eq!(
+            operation_and_table(r#"SELECT "users"."id" FROM "users" WHERE "users"."id" = $1"#),
+            ("SELECT".into(), "users".into())
+        );
+        assert_eq!(
+            operation_and_table(r#"INSERT INTO "sessions" ("id") VALUES ($1)"#),
+            ("INSERT".into(), "sessions".into())
+        );
+        assert_eq!(
+            operation_and_table(r#"UPDATE "users" SET "secret" = $1"#),
+            ("UPDATE".into(), "users".into())
+        );
+        assert_eq!(
+            operation_and_table("COMMIT"),
+            ("COMMIT".into(), String::new())
+        );
     }
 
     #[test]

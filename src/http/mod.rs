@@ -19,3 +19,4 @@ pub mod observe;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod trace_context;

@@ -1,6 +1,7 @@
 //! Per-request observation: a request id (the caller's `X-Request-Id` if it
 //! is well-formed, else a new one), echoed back and carried by a span around
-//! the whole request so every log line of it names it; the route-level
+//! the whole request so every log line of it names it (and, when traces are
+//! exported, the server span: `trace_context`); the route-level
 //! Prometheus metrics; the cause of a 503 or 500, logged once; and one
 //! completion log line.
 
@@ -15,6 +16,7 @@ use prometheus::{HistogramVec, IntCounterVec};
 use tracing::Instrument;
 
 use super::problem::ApiError;
+use super::trace_context;
 use crate::metrics::{Area, Metrics};
 
 /// Requests by route, method and status, and their latency.
@@ -53,6 +55,7 @@ impl HttpMetrics {
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The id of the request being served, kept in its extensions as the
 /// header value it is echoed in (checked ASCII, so also a `str`).
@@ -123,7 +126,7 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let span = tracing::info_span!("request", request_id = id.as_str(), method, route = %route);
+    let span = trace_context::server_span(&req, id.as_str(), method, &route);
 
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
@@ -131,6 +134,9 @@ pub async fn observe(
 
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id.0);
+    if let Some(traceparent) = trace_context::traceparent(&span) {
+        response.headers_mut().insert(TRACEPARENT, traceparent);
+    }
     if let Some(metrics) = metrics {
         metrics.request(&route, method, status.as_str(), elapsed.as_secs_f64());
     }
@@ -139,6 +145,7 @@ pub async fn observe(
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>());
+    trace_context::finish(&span, status, failure);
     span.in_scope(|| {
         if let Some(failure) = failure {
             failure.log_cause();
