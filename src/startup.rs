@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::cache::budgets::Budgets;
 use crate::cache::local::LocalCache;
@@ -35,6 +36,7 @@ use crate::http::state::AppState;
 use crate::metrics::Metrics;
 use crate::services::{Services, Stores};
 use crate::telemetry;
+use crate::telemetry::otel;
 
 pub struct Application {
     port: u16,
@@ -290,6 +292,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
     }
     let metrics = Metrics::new();
     metrics.area::<crate::telemetry::LogMetrics>();
+    metrics.area::<otel::TraceMetrics>();
     let hasher = PasswordHasher::new(settings.hash_workers, settings.hash_queue, &metrics)?;
     let local = LocalCache::new(settings.redis.local.capacity, settings.redis.local.ttl);
     background.spawn(invalidation::run(
@@ -371,7 +374,8 @@ async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if let Err(e) = propagation.drain().await {
+                let drained = propagation.drain().instrument(otel::root_span("outbox drain"));
+                if let Err(e) = drained.await {
                     tracing::warn!(error = %ErrorChain(&e), "draining unpublished changes failed; trying again");
                 }
                 if let Err(e) = propagation.observe().await {
@@ -383,7 +387,7 @@ async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify
                 }
             }
             _ = subscribed.notified() => {
-                match propagation.replay().await {
+                match propagation.replay().instrument(otel::root_span("outbox replay")).await {
                     Ok(0) => {}
                     Ok(changes) => tracing::info!(changes, "published recent changes again after (re)subscribing to Redis"),
                     Err(e) => tracing::warn!(error = %ErrorChain(&e), "replaying recent changes failed"),

@@ -44,9 +44,38 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
+/// A span of background work (no request behind it: the root of a trace of
+/// its own), while traces are exported; else no span.
+pub fn root_span(name: &'static str) -> tracing::Span {
+    match active() {
+        true => tracing::info_span!(parent: None, "background", otel.name = name),
+        false => tracing::Span::none(),
+    }
+}
+
 /// Spans dropped because the export queue was full, in this process.
 pub fn dropped_spans() -> u64 {
     DROPPED.load(Ordering::Relaxed)
+}
+
+/// Spans dropped, caught up from the process's count at each rendering.
+pub struct TraceMetrics {
+    dropped: prometheus::IntCounter,
+}
+
+impl crate::metrics::Area for TraceMetrics {
+    fn register(metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            dropped: metrics.counter(
+                "otel_spans_dropped_total",
+                "Trace spans dropped because the export queue was full (in this process)",
+            ),
+        }
+    }
+
+    fn refresh(&self) {
+        crate::metrics::catch_up(&self.dropped, dropped_spans());
+    }
 }
 
 /// Where traces go, from `OTEL_SDK_DISABLED`,
@@ -188,6 +217,10 @@ impl<P: SpanProcessor> SpanProcessor for Bounded<P> {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
     }
 }
 

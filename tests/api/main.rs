@@ -33,5 +33,6 @@ mod shared_limits;
 mod shutdown;
 mod storage;
 mod topologies;
+mod traces;
 mod verification;
 mod webhooks;

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::password::{Password, PasswordError};
 use crate::metrics::{Area, Metrics};
+use crate::telemetry::otel;
 
 /// A unit of hashing work for the dedicated threads.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -201,7 +202,7 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: Password) -> Result<String, PasswordError> {
         let evaluations = self.evaluations.clone();
-        self.run(move |memory| {
+        self.run("hash", move |memory| {
             evaluations.hash.inc();
             hash_blocking(&password, memory)
         })
@@ -219,7 +220,7 @@ impl PasswordHasher {
         let evaluations = self.evaluations.clone();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .run(move |memory| {
+            .run("verify", move |memory| {
                 evaluations.verify.inc();
                 verify_blocking(&password, &phc, memory)
             })
@@ -227,10 +228,24 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
+    /// Runs `work` on a hashing worker. While traces are exported, in a span
+    /// (`password_hash <kind>`) that says how long the job waited for a
+    /// worker.
     async fn run<T: Send + 'static>(
         &self,
+        kind: &'static str,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let span = match otel::active() {
+            true => tracing::info_span!(
+                "password_hash",
+                otel.name = format!("password_hash {kind}").as_str(),
+                password_hash.kind = kind,
+                password_hash.queue_wait_ms = tracing::field::Empty,
+            ),
+            false => tracing::Span::none(),
+        };
+        let queued = std::time::Instant::now();
         let slot = self
             .slots
             .clone()
@@ -241,6 +256,10 @@ impl PasswordHasher {
             // The caller gave up while this waited (a client that hung up in
             // a flood): no hash for nobody.
             if !done.is_closed() {
+                span.record(
+                    "password_hash.queue_wait_ms",
+                    queued.elapsed().as_secs_f64() * 1e3,
+                );
                 let _ = done.send(work(memory));
             }
             drop(slot);
@@ -261,7 +280,7 @@ mod tests {
         let hasher = PasswordHasher::new(2, 8, &Metrics::new()).unwrap();
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let job = |barrier: Arc<std::sync::Barrier>| {
-            hasher.run(move |_| {
+            hasher.run("test", move |_| {
                 barrier.wait();
             })
         };
@@ -279,7 +298,9 @@ mod tests {
         let hasher = PasswordHasher::new(1, 1, &Metrics::new()).unwrap();
         // SAFETY: plain syscalls on the calling (hashing) thread.
         let nice = hasher
-            .run(|_| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
+            .run("test", |_| unsafe {
+                libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+            })
             .await
             .unwrap();
         assert_eq!(nice, 19);
@@ -293,12 +314,12 @@ mod tests {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let first = tokio::spawn({
             let hasher = hasher.clone();
-            async move { hasher.run(move |_| held.recv().ok()).await }
+            async move { hasher.run("test", move |_| held.recv().ok()).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // Queued behind it, then abandoned.
         let ran = Arc::new(AtomicBool::new(false));
-        let abandoned = hasher.run({
+        let abandoned = hasher.run("test", {
             let ran = ran.clone();
             move |_| ran.store(true, Ordering::SeqCst)
         });
@@ -306,7 +327,7 @@ mod tests {
         release.send(()).unwrap();
         first.await.unwrap().unwrap();
         // A job queued after it runs, so the abandoned one has had its turn.
-        hasher.run(|_| ()).await.unwrap();
+        hasher.run("test", |_| ()).await.unwrap();
         assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
     }
 

@@ -17,6 +17,8 @@ use super::endpoints::message_id;
 use super::guard::{self, GuardedResolver};
 use super::schedule::{self, Next, Outcome};
 use super::signing::{self, WebhookSecret};
+use tracing::Instrument;
+
 use crate::config::WebhookSettings;
 use crate::db::webhooks::{After, Claimed};
 use crate::db::{self, Db};
@@ -24,6 +26,7 @@ use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::{DomainError, ErrorChain};
 use crate::domain::keys::secrets::MasterKey;
 use crate::metrics::{Area, Metrics};
+use crate::telemetry::otel;
 
 pub struct WebhookMetrics {
     deliveries: IntCounterVec,
@@ -130,7 +133,8 @@ impl Deliveries {
             };
             let this = self.clone();
             tokio::spawn(async move {
-                this.deliver(message, lease).await;
+                let span = otel::root_span("webhook delivery");
+                this.deliver(message, lease).instrument(span).await;
                 drop(permit);
             });
         }

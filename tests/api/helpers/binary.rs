@@ -86,8 +86,15 @@ pub struct Running {
 
 impl Running {
     pub fn start(settings: &Settings) -> Self {
+        Self::start_with(settings, &[])
+    }
+
+    /// `start`, with these variables added to its environment.
+    pub fn start_with(settings: &Settings, env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut child = binary(settings, port).spawn().unwrap();
+        let mut command = binary(settings, port);
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let logs = tokio::spawn(async move {
             let mut logs = String::new();
