@@ -216,6 +216,16 @@ async fn a_login_is_one_trace_under_the_callers_with_postgres_and_hash_spans() {
     ] {
         assert!(!sent.contains(&secret), "the {what} was exported");
     }
+
+    // The request's log lines lead to its trace; shutdown flushes and exits.
+    app.sigterm();
+    let logs = app.exits_cleanly().await;
+    assert!(
+        logs.lines().any(|line| line.contains("request completed")
+            && line.contains(&format!("\"trace_id\":\"{CALLER_TRACE}\""))
+            && line.contains(&format!("\"span_id\":\"{served_by}\""))),
+        "the login's log line carries its trace and span ids"
+    );
 }
 
 #[tokio::test]
