@@ -93,7 +93,6 @@ pub fn lost(error: &DieselError) -> bool {
         // The commit failed and so did the rollback after it: the
         // connection broke while committing.
         DieselError::RollbackErrorOnCommit { commit_error, .. } => lost(commit_error),
-        DieselError::RollbackTransaction | DieselError::AlreadyInTransaction => false,
         _ => false,
     }
 }

@@ -126,7 +126,7 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let span = trace_context::server_span(&req, id.as_str(), method, &route);
+    let (span, traceparent) = trace_context::server_span(&req, id.as_str(), method, &route);
 
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
@@ -134,7 +134,7 @@ pub async fn observe(
 
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id.0);
-    if let Some(traceparent) = trace_context::traceparent(&span) {
+    if let Some(traceparent) = traceparent {
         response.headers_mut().insert(TRACEPARENT, traceparent);
     }
     if let Some(metrics) = metrics {

@@ -24,10 +24,19 @@ use crate::telemetry::otel;
 /// Longest `user_agent.original` kept.
 const MAX_USER_AGENT: usize = 256;
 
-/// The span around the whole request.
-pub fn server_span(req: &ServiceRequest, request_id: &str, method: &str, route: &str) -> Span {
+/// The span around the whole request, and the answer's `traceparent`
+/// naming it (if traced).
+pub fn server_span(
+    req: &ServiceRequest,
+    request_id: &str,
+    method: &str,
+    route: &str,
+) -> (Span, Option<HeaderValue>) {
     if !otel::active() {
-        return tracing::info_span!("request", request_id, method, route);
+        return (
+            tracing::info_span!("request", request_id, method, route),
+            None,
+        );
     }
     let client = req
         .app_data::<web::Data<AppState>>()
@@ -71,29 +80,23 @@ pub fn server_span(req: &ServiceRequest, request_id: &str, method: &str, route: 
     }
     let context = span.context();
     let ids = context.span().span_context().clone();
-    if ids.is_valid() {
-        span.record("trace_id", tracing::field::display(ids.trace_id()));
-        span.record("span_id", tracing::field::display(ids.span_id()));
+    if !ids.is_valid() {
+        return (span, None);
     }
-    span
+    span.record("trace_id", tracing::field::display(ids.trace_id()));
+    span.record("span_id", tracing::field::display(ids.span_id()));
+    (span, Some(traceparent(&ids)))
 }
 
-/// The answer's `traceparent`: the span that served it, if traced.
-pub fn traceparent(span: &Span) -> Option<HeaderValue> {
-    if !otel::active() {
-        return None;
-    }
-    let context = span.context();
-    let ids = context.span().span_context().clone();
-    ids.is_valid().then(|| {
-        let text = format!(
-            "00-{}-{}-{:02x}",
-            ids.trace_id(),
-            ids.span_id(),
-            ids.trace_flags().to_u8()
-        );
-        HeaderValue::from_str(&text).expect("hex digits and dashes")
-    })
+/// `traceparent` for the span `ids` name.
+fn traceparent(ids: &opentelemetry::trace::SpanContext) -> HeaderValue {
+    let text = format!(
+        "00-{}-{}-{:02x}",
+        ids.trace_id(),
+        ids.span_id(),
+        ids.trace_flags().to_u8()
+    );
+    HeaderValue::from_str(&text).expect("hex digits and dashes")
 }
 
 /// Records the outcome on the server span.
