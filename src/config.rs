@@ -146,6 +146,8 @@ pub struct HttpSettings {
     /// The cookie `/v1/forward-auth` reads the token from when a request has
     /// no bearer credential; `None`: bearer only.
     pub forward_auth_cookie: Option<String>,
+    /// Whether the admin console is served at `/console/`.
+    pub console: bool,
 }
 
 #[derive(Debug, Clone)]

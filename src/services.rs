@@ -9,6 +9,7 @@ use crate::cache::RecordCache;
 use crate::cache::local::LocalCache;
 use crate::config::{MasterKeySource, Settings};
 use crate::db::{self, Db};
+use crate::domain::accounts::console::ConsoleSessions;
 use crate::domain::accounts::hashing::PasswordHasher;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
@@ -22,7 +23,7 @@ use crate::domain::keys::secrets::MasterKey;
 use crate::domain::tokens::claims::Issuer;
 use crate::domain::tokens::key_records::{KeyRecords, LocalRecords};
 use crate::domain::tokens::propagation::Propagation;
-use crate::domain::tokens::verify::Verifier;
+use crate::domain::tokens::verify::{TokenRules, Verifier};
 use crate::domain::webhooks::endpoints::Webhooks;
 use crate::metrics::Metrics;
 
@@ -63,6 +64,7 @@ pub struct Services {
     pub roles: Roles,
     pub authz: Authz,
     pub webhooks: Webhooks,
+    pub console: ConsoleSessions,
 }
 
 impl Services {
@@ -94,10 +96,11 @@ impl Services {
             key_records.clone(),
             metrics.clone(),
         );
+        let issuer = Issuer::new(settings.tokens.clone(), master_key.clone());
         let sessions = Sessions::new(
             pool.clone(),
             key_records.clone(),
-            Issuer::new(settings.tokens.clone(), master_key.clone()),
+            issuer.clone(),
             verifier.clone(),
             master_key.clone(),
             settings.tokens.refresh_ttl,
@@ -114,7 +117,16 @@ impl Services {
             credentials.clone(),
             metrics.clone(),
         );
+        let console = ConsoleSessions::new(
+            pool.clone(),
+            verifier.clone(),
+            TokenRules::new(&settings.tokens, master_key.clone()),
+            key_records.clone(),
+            issuer,
+            sessions.clone(),
+        );
         Self {
+            console,
             accounts: Accounts::new(
                 pool.clone(),
                 hasher.clone(),

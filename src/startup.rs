@@ -329,6 +329,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         roles,
         authz,
         webhooks,
+        console,
         propagation: _,
     } = services;
     Ok(AppState {
@@ -350,6 +351,7 @@ async fn build_state(settings: &Settings, background: &Background) -> anyhow::Re
         metrics,
         credentials,
         forward_auth_cookie: settings.http.forward_auth_cookie.clone(),
+        console: settings.http.console.then_some(console),
         readiness_timeout: settings.database.timeout,
     })
 }

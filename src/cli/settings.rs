@@ -146,6 +146,9 @@ pub struct SettingsArgs {
     /// Cookie /v1/forward-auth reads the access token from when there is no bearer.
     #[arg(long, env = "TENANT_JWT_FORWARD_AUTH_COOKIE", global = true)]
     pub forward_auth_cookie: Option<String>,
+    /// Serve the admin console at /console/ (false: every /console path is 404).
+    #[arg(long, env = "TENANT_JWT_CONSOLE", global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub console: bool,
     /// Master key: base64 of 32 random bytes (`openssl rand -base64 32`).
     #[arg(
         long,
@@ -374,6 +377,7 @@ impl SettingsArgs {
                 max_connections: self.max_connections,
                 max_connections_per_ip: self.max_connections_per_ip,
                 forward_auth_cookie: self.forward_auth_cookie.filter(|name| !name.is_empty()),
+                console: self.console,
             },
             tokens: TokenSettings {
                 issuer: self.issuer,

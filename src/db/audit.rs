@@ -48,6 +48,40 @@ pub async fn page(
     keyset!(query, audit_events::id, page).load(conn).await
 }
 
+/// What a listing of a tenant's log is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    /// Events about this user.
+    pub user: Option<UserId>,
+}
+
+/// A page of `tenant`'s events, newest first: those before `page.after`
+/// (an event id), as `filter` narrows them.
+pub async fn newest(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &AuditFilter,
+    page: Keyset,
+) -> QueryResult<Vec<AuditRow>> {
+    let mut query = audit_events::table
+        .select(AuditRow::as_select())
+        .filter(audit_events::tenant_id.eq(tenant))
+        .order(audit_events::id.desc())
+        .limit(page.limit)
+        .into_boxed();
+    if let Some(before) = page.after {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action));
+    }
+    if let Some(user) = filter.user {
+        query = query.filter(audit_events::target_user_id.eq(user));
+    }
+    query.load(conn).await
+}
+
 /// Whether `tenant`'s log has an `action` on `user` within the last `within_ms`.
 pub async fn recently(
     conn: &mut AsyncPgConnection,

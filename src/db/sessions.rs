@@ -14,6 +14,8 @@ pub struct SessionRow {
     pub user_id: UserId,
     pub access_valid_until: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -107,16 +107,23 @@ pub async fn find_with_tenant_slug(
         .optional()
 }
 
-/// A page of a tenant's users in id (creation) order.
+/// A page of a tenant's users in id (creation) order; with `prefix`, only
+/// those whose username starts with it, ignoring case.
 pub async fn page(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
+    prefix: Option<&Username>,
     page: Keyset,
 ) -> QueryResult<Vec<UserRow>> {
-    let query = users::table
+    let mut query = users::table
         .filter(users::tenant_id.eq(tenant))
         .select(UserRow::as_select())
         .into_boxed();
+    if let Some(prefix) = prefix {
+        // `_` is the one LIKE wildcard a username may hold (`%` and `\` it cannot).
+        let pattern = format!("{}%", prefix.as_str().replace('_', "\\_"));
+        query = query.filter(users::username.ilike(pattern));
+    }
     keyset!(query, users::id, page).load(conn).await
 }
 

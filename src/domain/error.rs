@@ -127,6 +127,8 @@ pub enum LoginFailure {
     UnknownUser,
     WrongPassword,
     Disabled,
+    /// A console sign-in by a user who is not an admin.
+    NotAdmin,
 }
 
 impl LoginFailure {
@@ -137,6 +139,7 @@ impl LoginFailure {
             LoginFailure::UnknownUser => "unknown_user",
             LoginFailure::WrongPassword => "wrong_password",
             LoginFailure::Disabled => "disabled",
+            LoginFailure::NotAdmin => "not_admin",
         }
     }
 }

@@ -168,7 +168,7 @@ impl FromRequest for ForwardedUser {
 
 /// The value of cookie `name` (RFC 6265 §5.4: `name=value` pairs separated
 /// by `;`), if the request carries it and it is not empty.
-fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+pub(crate) fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|value| value.to_str().ok())

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod client_address;
 pub mod connections;
+pub mod console;
 pub mod extract;
 pub mod form;
 pub mod gate;

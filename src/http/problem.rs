@@ -139,7 +139,7 @@ impl ApiError {
         }
     }
 
-    fn title(&self) -> &'static str {
+    pub(crate) fn title(&self) -> &'static str {
         match self {
             ApiError::MissingToken => "Authentication required",
             ApiError::InvalidToken => "Invalid token",
@@ -164,7 +164,7 @@ impl ApiError {
     }
 
     /// Detail for the client; none where it could help an attacker or leak a cause.
-    fn detail(&self) -> Option<String> {
+    pub(crate) fn detail(&self) -> Option<String> {
         match self {
             ApiError::Validation { detail, .. } | ApiError::BadRequest(detail) => {
                 Some(detail.clone())

@@ -151,6 +151,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     );
     register_routes(cfg);
+    super::console::configure(cfg);
     cfg.default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound("route"))
     }));

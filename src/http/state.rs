@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::limits::Limits;
 use crate::cache::RecordCache;
 use crate::db::Db;
+use crate::domain::accounts::console::ConsoleSessions;
 use crate::domain::accounts::lockouts::Lockouts;
 use crate::domain::accounts::login::Accounts;
 use crate::domain::accounts::sessions::Sessions;
@@ -39,6 +40,9 @@ pub struct AppState {
     /// The cookie `/v1/forward-auth` reads a token from when there is no
     /// bearer credential; `None`: bearer only.
     pub forward_auth_cookie: Option<String>,
+    /// The admin console's sessions; `None`: the console is off
+    /// (`TENANT_JWT_CONSOLE=false`).
+    pub console: Option<ConsoleSessions>,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
 }

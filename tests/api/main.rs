@@ -8,6 +8,7 @@ mod admin;
 mod administration;
 mod architecture;
 mod auth_first;
+mod console;
 mod credentials;
 mod docs;
 mod failover;

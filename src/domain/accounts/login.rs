@@ -17,7 +17,7 @@ use crate::domain::tokens::key_records::KeyRecords;
 use crate::domain::tokens::metrics::TokenMetrics;
 use crate::domain::tokens::rotation::rotate_locked;
 use crate::metrics::{Area, Metrics};
-use crate::types::ids::{InvalidInput, TenantId, TenantSlug, UserId, Username};
+use crate::types::ids::{InvalidInput, Role, TenantId, TenantSlug, UserId, Username};
 
 /// Login attempts by outcome.
 pub struct LoginMetrics {
@@ -30,6 +30,15 @@ impl Area for LoginMetrics {
             logins: metrics.counter_vec("logins_total", "Login attempts by outcome", &["outcome"]),
         }
     }
+}
+
+/// What a sign-in is for: the API (any role, sessions of the configured
+/// refresh lifetime) or the admin console (admins only, and a session that
+/// ends with the console's, `console::MAX_AGE` at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Api,
+    Console,
 }
 
 /// Password login and password changes, and the sessions they start.
@@ -73,6 +82,7 @@ impl Accounts {
         username: &str,
         password: Password,
         client: &Client,
+        purpose: Purpose,
     ) -> Result<TokenPair, DomainError> {
         let refuse = |reason: LoginFailure, user: Option<UserId>| {
             tracing::info!(
@@ -127,7 +137,14 @@ impl Accounts {
         if record.disabled {
             return refuse(LoginFailure::Disabled, Some(user));
         }
-        let tokens = self.sessions.start(&record, client).await?;
+        let lifetime = match purpose {
+            Purpose::Api => None,
+            Purpose::Console if record.role != Role::Admin => {
+                return refuse(LoginFailure::NotAdmin, Some(user));
+            }
+            Purpose::Console => Some(super::console::MAX_AGE),
+        };
+        let tokens = self.sessions.start(&record, client, lifetime).await?;
         self.logins.with_label_values(&["success"]).inc();
         tracing::info!(tenant, user_id = %user, sid = %tokens.access.claims.sid, "login succeeded");
         Ok(tokens)
@@ -193,7 +210,7 @@ impl Accounts {
             .load(user)
             .await?
             .ok_or(DomainError::NotFound("user"))?;
-        let tokens = self.sessions.start(&record, client).await?;
+        let tokens = self.sessions.start(&record, client, None).await?;
         tracing::info!(user_id = %user, sid = %tokens.access.claims.sid, "password changed");
         Ok(tokens)
     }

@@ -56,7 +56,7 @@ impl Client {
         }
     }
 
-    fn as_use(&self) -> SessionUse<'_> {
+    pub(crate) fn as_use(&self) -> SessionUse<'_> {
         SessionUse {
             user_agent: self.user_agent.as_deref(),
             ip: self.ip.as_deref(),
@@ -166,10 +166,15 @@ impl Sessions {
     }
 
     /// A new pair for `user`'s session `sid`, and what Postgres must record of it.
-    fn mint(&self, record: &KeyRecord, sid: SessionId) -> Result<Minted, DomainError> {
+    fn mint(
+        &self,
+        record: &KeyRecord,
+        sid: SessionId,
+        life: Duration,
+    ) -> Result<Minted, DomainError> {
         let access = self.issuer.issue(record, sid)?;
         let refresh_token = RefreshToken::generate()?;
-        let ttl = chrono::Duration::from_std(self.refresh_ttl).map_err(DomainError::internal)?;
+        let ttl = chrono::Duration::from_std(life).map_err(DomainError::internal)?;
         Ok(Minted {
             refresh_hash: RefreshToken::hash_of(refresh_token.expose()),
             refresh_expires_at: Utc::now() + ttl,
@@ -177,19 +182,22 @@ impl Sessions {
             pair: TokenPair {
                 access,
                 refresh_token,
-                refresh_expires_in: self.refresh_ttl.as_secs(),
+                refresh_expires_in: life.as_secs(),
             },
         })
     }
 
-    /// Starts a session for a user who just proved their password.
+    /// Starts a session for a user who just proved their password; with
+    /// `lifetime`, its refresh token lives no longer than that.
     pub async fn start(
         &self,
         record: &KeyRecord,
         client: &Client,
+        lifetime: Option<Duration>,
     ) -> Result<TokenPair, DomainError> {
         let sid = SessionId::generate();
-        let minted = self.mint(record, sid)?;
+        let life = lifetime.map_or(self.refresh_ttl, |l| l.min(self.refresh_ttl));
+        let minted = self.mint(record, sid, life)?;
         let user = record.user_id;
         self.db
             .transaction(async |conn| {
@@ -241,7 +249,7 @@ impl Sessions {
         }
 
         let sid = found.session_id;
-        let minted = self.mint(&record, sid)?;
+        let minted = self.mint(&record, sid, self.refresh_ttl)?;
         let outcome = self
             .db
             .transaction(async |conn| {

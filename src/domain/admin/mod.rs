@@ -113,6 +113,25 @@ impl Admin {
         Ok(Page::from_rows(rows, asked, |row| row.id))
     }
 
+    /// A page of `slug`'s audit log, newest first (`before`: an event id
+    /// from the previous page), as `filter` narrows it.
+    pub async fn recent_audit_events(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        filter: &db::audit::AuditFilter,
+        before: Option<Uuid>,
+        limit: Option<u32>,
+    ) -> Result<Page<AuditEvent>, DomainError> {
+        let asked = page::request(before, limit)?;
+        let tenant = self.tenant(ctx, slug).await?.id;
+        let rows = self
+            .db
+            .query(async |conn| db::audit::newest(conn, tenant, filter, asked).await)
+            .await?;
+        Ok(Page::from_rows(rows, asked, |row| row.id))
+    }
+
     /// The id of `username` in `slug`, for the CLI.
     pub async fn find_user_id(
         &self,

@@ -77,7 +77,7 @@ impl Admin {
         loop {
             let batch: Vec<UserId> = self
                 .db
-                .query(async |conn| db::users::page(conn, tenant.id, batch_after).await)
+                .query(async |conn| db::users::page(conn, tenant.id, None, batch_after).await)
                 .await?
                 .into_iter()
                 .map(|row| row.id)

@@ -1,8 +1,9 @@
 //! A user's sessions, seen and ended by an admin of their tenant.
 
 use super::Admin;
+use crate::db;
 use crate::domain::accounts::sessions::SessionInfo;
-use crate::domain::audit::AuditContext;
+use crate::domain::audit::{self, AuditContext};
 use crate::domain::error::DomainError;
 use crate::types::ids::{SessionId, TenantId, UserId};
 
@@ -33,6 +34,31 @@ impl Admin {
             .await?;
         tracing::info!(tenant = %slug, user_id = %user, sid = %session, actor = %ctx.actor.id(), "session ended by an admin");
         Ok(())
+    }
+
+    /// Ends every session of the user (audited as `sessions_revoked`): their
+    /// tokens die everywhere; the secret stays as it is.
+    pub async fn end_user_sessions(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        user: UserId,
+    ) -> Result<usize, DomainError> {
+        let tenant = self.user_of(ctx, slug, user).await?;
+        let ended = self
+            .db
+            .transaction(async |conn| {
+                let all = db::sessions::Sessions::AllOf(user);
+                let ended = db::sessions::revoke(conn, all, "sessions_revoked").await?;
+                db::users::bump_version(conn, user).await?;
+                let details = serde_json::json!({ "sessions_revoked": ended });
+                audit::record(conn, ctx, tenant, "sessions_revoked", Some(user), details).await?;
+                Ok::<_, DomainError>(ended)
+            })
+            .await?;
+        self.key_records.publish(user).await?;
+        tracing::info!(tenant = %slug, user_id = %user, sessions = ended, actor = %ctx.actor.id(), "sessions ended by an admin");
+        Ok(ended)
     }
 
     /// The tenant of `user`, if the actor may manage it and the user is in it.

@@ -14,13 +14,16 @@ use crate::domain::error::{Conflict, DomainError};
 use crate::domain::keys::secrets::UserSecret;
 use crate::domain::page::{self, Page};
 use crate::domain::tokens::rotation::rotate_locked;
-use crate::types::ids::{Generation, UserId};
+use crate::types::ids::{Generation, UserId, Username};
 
 impl Admin {
+    /// A page of the tenant's users; with `prefix`, those whose username
+    /// starts with it (ignoring case).
     pub async fn list_users(
         &self,
         ctx: &AuditContext,
         slug: &str,
+        prefix: Option<&Username>,
         after: Option<Uuid>,
         limit: Option<u32>,
     ) -> Result<Page<User>, DomainError> {
@@ -28,7 +31,7 @@ impl Admin {
         let tenant = self.tenant(ctx, slug).await?;
         let rows = self
             .db
-            .query(async |conn| db::users::page(conn, tenant.id, asked).await)
+            .query(async |conn| db::users::page(conn, tenant.id, prefix, asked).await)
             .await?;
         Ok(Page::from_rows(rows, asked, |row| row.id.as_uuid()))
     }

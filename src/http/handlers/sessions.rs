@@ -1,12 +1,15 @@
 //! Login, refresh, logout and revocation.
 
+use std::net::IpAddr;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::accounts::login::Purpose;
 use crate::domain::accounts::password::Password;
-use crate::domain::accounts::sessions::TokenPair;
+use crate::domain::accounts::sessions::{Client, TokenPair};
 use crate::domain::audit::{Actor, AuditContext};
 use crate::http::body::{Bytes, Json, form_or_json, no_store_json};
 use crate::http::extract::{Authenticated, Service, SessionClient, scope};
@@ -73,22 +76,49 @@ pub async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
-    // Before any hashing: an attempt over a limit costs nothing.
-    if let Err(refused) = state.limits.check_login(ip, &tenant, &username).await {
+    let password = Password::new(password);
+    let tokens = limited_login(
+        &state,
+        &req,
+        &client,
+        ip,
+        &tenant,
+        &username,
+        password,
+        Purpose::Api,
+    )
+    .await?;
+    Ok(token_response(&tokens))
+}
+
+/// A login within the login limits (checked before any hashing, so an
+/// attempt over a limit costs nothing); an account's limit being hit is
+/// recorded. The API's login and the console's sign-in both come here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn limited_login(
+    state: &AppState,
+    req: &HttpRequest,
+    client: &Client,
+    ip: IpAddr,
+    tenant: &str,
+    username: &str,
+    password: Password,
+    purpose: Purpose,
+) -> Result<TokenPair, ApiError> {
+    if let Err(refused) = state.limits.check_login(ip, tenant, username).await {
         if refused.account {
             let ctx = AuditContext {
                 actor: Actor::System,
-                request_id: observe::request_id(&req),
+                request_id: observe::request_id(req),
             };
-            state.lockouts.report(&ctx, &tenant, &username).await;
+            state.lockouts.report(&ctx, tenant, username).await;
         }
         return Err(refused.into());
     }
-    let tokens = state
+    Ok(state
         .accounts
-        .login(&tenant, &username, Password::new(password), &client)
-        .await?;
-    Ok(token_response(&tokens))
+        .login(tenant, username, password, client, purpose)
+        .await?)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -131,7 +131,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .admin
-        .list_users(&ctx, &tenant, query.after, query.limit)
+        .list_users(&ctx, &tenant, None, query.after, query.limit)
         .await?;
     Ok(HttpResponse::Ok().json(UserPage {
         users: page.items.into_iter().map(UserResponse::from).collect(),

@@ -94,6 +94,7 @@ pub fn test_settings() -> Settings {
             max_connections: 0,
             max_connections_per_ip: 256,
             forward_auth_cookie: None,
+            console: true,
         },
         tokens: TokenSettings {
             issuer: ISSUER.into(),
