@@ -5,6 +5,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# The console's templates (compiled in by askama) and embedded assets.
+COPY templates ./templates
+COPY assets ./assets
 RUN cargo build --release --locked --bin tenant-jwt
 
 FROM debian:bookworm-slim

@@ -127,6 +127,20 @@ pub async fn page(
     keyset!(query, users::id, page).load(conn).await
 }
 
+/// The usernames of those of `ids` who are `tenant`'s users.
+pub async fn usernames(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    ids: &[UserId],
+) -> QueryResult<Vec<(UserId, Username)>> {
+    users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load(conn)
+        .await
+}
+
 /// Enabled admins of a tenant, other than `except`.
 pub async fn count_other_active_admins(
     conn: &mut AsyncPgConnection,

@@ -132,6 +132,22 @@ impl Admin {
         Ok(Page::from_rows(rows, asked, |row| row.id))
     }
 
+    /// The usernames of those of `ids` who are users of `slug` (deleted
+    /// users have none), for listings that name them.
+    pub async fn usernames(
+        &self,
+        ctx: &AuditContext,
+        slug: &str,
+        ids: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, Username>, DomainError> {
+        let tenant = self.tenant(ctx, slug).await?.id;
+        let rows = self
+            .db
+            .query(async |conn| db::users::usernames(conn, tenant, ids).await)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The id of `username` in `slug`, for the CLI.
     pub async fn find_user_id(
         &self,

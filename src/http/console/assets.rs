@@ -1,6 +1,6 @@
 //! The console's static files, embedded in the binary: a pinned htmx
-//! (`assets/htmx-2.0.11.min.js`, BSD Zero Clause), one stylesheet and one
-//! small script. Nothing is loaded from another origin.
+//! (`assets/htmx-2.0.11.min.js`, BSD Zero Clause), one stylesheet, one
+//! small script and the icon. Nothing is loaded from another origin.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "console.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../assets/console.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../../assets/favicon.svg"),
     ),
     (
         "console.css",

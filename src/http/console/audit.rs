@@ -1,6 +1,8 @@
 //! The tenant's audit log, newest first, narrowed by action and by the user
 //! an event is about.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -10,7 +12,9 @@ use super::session::ConsoleAdmin;
 use super::{Chrome, ConsoleError, html, when};
 use crate::db::audit::AuditFilter;
 use crate::domain::DomainError;
+use crate::domain::audit::AuditEvent;
 use crate::http::state::AppState;
+use crate::types::ids::{UserId, Username};
 
 /// Events a page shows.
 const PAGE: u32 = 50;
@@ -19,7 +23,8 @@ struct EventLine {
     at: String,
     actor: String,
     action: String,
-    user: Option<String>,
+    /// The user the event is about: id, and name while they exist.
+    user: Option<(String, String)>,
     details: String,
     request_id: String,
 }
@@ -71,14 +76,21 @@ pub async fn page(
                 .admin
                 .recent_audit_events(ctx, tenant, &filter, query.before, Some(PAGE))
                 .await?;
+            let named = named(&state, &admin, &page.items).await?;
+            let name = |id: UserId| named.get(&id).map(|n| n.as_str().to_owned());
             let events = page
                 .items
                 .into_iter()
                 .map(|e| EventLine {
                     at: when(e.created_at),
-                    actor: format!("{} {}", e.actor_kind, e.actor_id),
+                    actor: match UserId::parse(&e.actor_id).ok().and_then(name) {
+                        Some(username) => format!("{} {username}", e.actor_kind),
+                        None => format!("{} {}", e.actor_kind, e.actor_id),
+                    },
                     action: e.action,
-                    user: e.target_user_id.map(|id| id.to_string()),
+                    user: e
+                        .target_user_id
+                        .map(|id| (id.to_string(), name(id).unwrap_or_else(|| id.to_string()))),
                     details: e.details.to_string(),
                     request_id: e.request_id.unwrap_or_default(),
                 })
@@ -93,4 +105,20 @@ pub async fn page(
         events,
         next,
     })
+}
+
+/// The usernames of the users `events` are about or were made by.
+async fn named(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    events: &[AuditEvent],
+) -> Result<HashMap<UserId, Username>, DomainError> {
+    let mut ids: Vec<UserId> = events
+        .iter()
+        .flat_map(|e| [e.target_user_id, UserId::parse(&e.actor_id).ok()])
+        .flatten()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    state.admin.usernames(&admin.ctx, &admin.tenant, &ids).await
 }

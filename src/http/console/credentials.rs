@@ -1,12 +1,12 @@
 //! Service credentials of the tenant: list, create (the key shown once, in
 //! the answer that creates it), revoke.
 
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, FormBody};
-use super::{Chrome, ConsoleError, html, html_with, see_other, when};
+use super::{Chrome, ConsoleError, html, see_other, when};
 use crate::domain::DomainError;
 use crate::domain::admin::credentials::{Credential, NewCredential};
 use crate::http::problem::ApiError;
@@ -119,10 +119,7 @@ pub async fn create(
         Err(e) => {
             e.log_cause();
             let chrome = Chrome::new("credentials", &admin).failed(&e);
-            html_with(
-                e.status_code(),
-                &credentials_page(&state, &admin, chrome).await?,
-            )
+            html(&credentials_page(&state, &admin, chrome).await?)
         }
     }
 }

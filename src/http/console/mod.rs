@@ -135,7 +135,8 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, ConsoleError> {
     html_with(StatusCode::OK, page)
 }
 
-/// A rendered page with `status` (a form shown again with its error).
+/// A rendered page with `status`. A form shown again with its error is a
+/// 200, as browsers expect (any other status is an error in their console).
 pub fn html_with(status: StatusCode, page: &impl Template) -> Result<HttpResponse, ConsoleError> {
     let body = page
         .render()

@@ -1,13 +1,12 @@
 //! The tenant's roles: list, create, edit the permissions (one pattern per
 //! line, each refusal shown next to the field with its line), delete.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, Form};
-use super::{Chrome, ConsoleError, html, html_with, see_other, when};
+use super::{Chrome, ConsoleError, html, see_other, when};
 use crate::domain::authz::grammar::{Pattern, RoleName};
 use crate::domain::authz::roles::{self, NewRole, Role, RolePatch};
 use crate::http::problem::ApiError;
@@ -121,8 +120,12 @@ fn permissions(text: &str) -> Result<Vec<Pattern>, String> {
     roles::patterns(&lines).map_err(|e| e.reason.to_owned())
 }
 
-/// `sent` parsed, or the form again with an error next to each bad field.
-fn parsed(sent: Sent) -> Result<(RoleForm, RoleName, String, Vec<Pattern>), RoleForm> {
+/// A role's fields, parsed.
+type Parsed = (RoleName, String, Vec<Pattern>);
+
+/// The form as sent, and its fields parsed; when one is refused, `None` and
+/// the form with an error next to each bad field.
+fn parsed(sent: Sent) -> (RoleForm, Option<Parsed>) {
     let name = RoleName::parse(sent.name.trim());
     let description = roles::description(Some(sent.description.clone()));
     let patterns = permissions(&sent.permissions);
@@ -133,12 +136,12 @@ fn parsed(sent: Sent) -> Result<(RoleForm, RoleName, String, Vec<Pattern>), Role
         ..RoleForm::default()
     };
     match (name, description, patterns) {
-        (Ok(name), Ok(description), Ok(patterns)) => Ok((form, name, description, patterns)),
+        (Ok(name), Ok(description), Ok(patterns)) => (form, Some((name, description, patterns))),
         (name, description, patterns) => {
             form.name_error = name.err().map(|e| e.reason.to_owned());
             form.description_error = description.err().map(|e| e.reason.to_owned());
             form.permissions_error = patterns.err();
-            Err(form)
+            (form, None)
         }
     }
 }
@@ -149,12 +152,9 @@ pub async fn create(
     Form(sent): Form<Sent>,
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = Chrome::new("roles", &admin);
-    let (form, name, description, permissions) = match parsed(sent) {
-        Ok(parsed) => parsed,
-        Err(form) => {
-            let page = roles_page(&state, &admin, chrome, form).await?;
-            return html_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
+    let (form, parsed) = parsed(sent);
+    let Some((name, description, permissions)) = parsed else {
+        return html(&roles_page(&state, &admin, chrome, form).await?);
     };
     let new = NewRole {
         name: name.clone(),
@@ -167,7 +167,7 @@ pub async fn create(
             let e = ApiError::from(e);
             e.log_cause();
             let page = roles_page(&state, &admin, chrome.failed(&e), form).await?;
-            html_with(e.status_code(), &page)
+            html(&page)
         }
     }
 }
@@ -208,11 +208,9 @@ pub async fn edit(
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = Chrome::new("roles", &admin);
     sent.name = name.into_inner();
-    let (form, name, description, permissions) = match parsed(sent) {
-        Ok(parsed) => parsed,
-        Err(form) => {
-            return html_with(StatusCode::UNPROCESSABLE_ENTITY, &RolePage { chrome, form });
-        }
+    let (form, parsed) = parsed(sent);
+    let Some((name, description, permissions)) = parsed else {
+        return html(&RolePage { chrome, form });
     };
     let patch = RolePatch {
         description: Some(description),
@@ -226,13 +224,10 @@ pub async fn edit(
         Err(e) => {
             let e = ApiError::from(e);
             e.log_cause();
-            html_with(
-                e.status_code(),
-                &RolePage {
-                    chrome: chrome.failed(&e),
-                    form,
-                },
-            )
+            html(&RolePage {
+                chrome: chrome.failed(&e),
+                form,
+            })
         }
     }
 }

@@ -75,7 +75,7 @@ pub async fn submit(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("Too many sign-in attempts: try again in {seconds} s."),
                 ),
-                _ => (StatusCode::UNAUTHORIZED, REFUSED.to_owned()),
+                _ => (StatusCode::OK, REFUSED.to_owned()),
             };
             let form = SignIn {
                 tenant: &tenant,

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, Form, FormBody};
-use super::{Chrome, ConsoleError, html, html_with, see_other, when};
+use super::{Chrome, ConsoleError, html, see_other, when};
 use crate::domain::DomainError;
 use crate::domain::accounts::password::Password;
 use crate::domain::accounts::users::UserPatch;
@@ -140,7 +140,7 @@ async fn after(
         Err(e) => {
             e.log_cause();
             let chrome = Chrome::new("users", admin).failed(&e);
-            html_with(e.status_code(), &user_page(state, admin, id, chrome).await?)
+            html(&user_page(state, admin, id, chrome).await?)
         }
     }
 }

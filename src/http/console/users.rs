@@ -1,13 +1,13 @@
 //! The users page: find a user by the start of their username, page through
 //! the tenant's users, create one. A user's own page is `user`.
 
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::session::{ConsoleAdmin, Form};
-use super::{Chrome, ConsoleError, html, html_with, see_other, user, when};
+use super::{Chrome, ConsoleError, html, see_other, user, when};
 use crate::domain::accounts::password::Password;
 use crate::domain::accounts::users::{NewUser, User};
 use crate::http::problem::ApiError;
@@ -150,7 +150,7 @@ pub async fn create(
             let mut page = users_page(&state, &admin, chrome, "", None).await?;
             page.new_username = form.username;
             page.new_role = Role::parse(&form.role).unwrap_or(Role::Member).as_str();
-            html_with(e.status_code(), &page)
+            html(&page)
         }
     }
 }
