@@ -170,34 +170,32 @@ impl Sessions {
         &self,
         record: &KeyRecord,
         sid: SessionId,
-        life: Duration,
+        ttl: Duration,
     ) -> Result<Minted, DomainError> {
         let access = self.issuer.issue(record, sid)?;
         let refresh_token = RefreshToken::generate()?;
-        let ttl = chrono::Duration::from_std(life).map_err(DomainError::internal)?;
+        let life = chrono::Duration::from_std(ttl).map_err(DomainError::internal)?;
         Ok(Minted {
             refresh_hash: RefreshToken::hash_of(refresh_token.expose()),
-            refresh_expires_at: Utc::now() + ttl,
+            refresh_expires_at: Utc::now() + life,
             access_until: DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_else(Utc::now),
             pair: TokenPair {
                 access,
                 refresh_token,
-                refresh_expires_in: life.as_secs(),
+                refresh_expires_in: ttl.as_secs(),
             },
         })
     }
 
-    /// Starts a session for a user who just proved their password; with
-    /// `lifetime`, its refresh token lives no longer than that.
+    /// Starts a session for a user who just proved their password (refresh ≤ `lifetime`).
     pub async fn start(
         &self,
         record: &KeyRecord,
         client: &Client,
         lifetime: Option<Duration>,
     ) -> Result<TokenPair, DomainError> {
-        let sid = SessionId::generate();
-        let life = lifetime.map_or(self.refresh_ttl, |l| l.min(self.refresh_ttl));
-        let minted = self.mint(record, sid, life)?;
+        let (sid, ttl) = (SessionId::generate(), self.refresh_ttl);
+        let minted = self.mint(record, sid, lifetime.map_or(ttl, |l| l.min(ttl)))?;
         let user = record.user_id;
         self.db
             .transaction(async |conn| {

@@ -5,6 +5,7 @@
 //! links (`proxy`) and the captured logs (`logs`).
 
 pub mod binary;
+pub mod browser;
 mod client;
 mod logs;
 pub mod postgres_servers;
