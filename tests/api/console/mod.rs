@@ -321,3 +321,36 @@ async fn with_the_console_off_every_console_path_is_404() {
     assert_eq!(response.status(), 404, "sign-in POST");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn console_sign_ins_and_api_logins_share_one_login_budget() {
+    let mut settings = test_settings();
+    settings.limits.login_per_account_ip = 3;
+    let app = spawn_app_with(settings).await;
+    app.create_tenant("budget").await;
+    app.create_user("budget", "root", "admin").await;
+    for _ in 0..2 {
+        let refused = app.login("budget", "root", "wrong password here").await;
+        assert_eq!(refused.status(), 401);
+    }
+    let third = sign_in(&app, "budget", "root", "still not the password").await;
+    assert_eq!(
+        third.status(),
+        200,
+        "the third attempt is the console's, refused"
+    );
+    let over = sign_in(&app, "budget", "root", PASSWORD).await;
+    assert_eq!(
+        over.status(),
+        429,
+        "the fourth, with the right password, is over the limit"
+    );
+    assert!(over.headers().contains_key(header::RETRY_AFTER));
+    assert!(console_cookie(&over).is_none(), "and starts no session");
+    assert_eq!(
+        app.login("budget", "root", PASSWORD).await.status(),
+        429,
+        "for the API too"
+    );
+    app.stop().await;
+}
