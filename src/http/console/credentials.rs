@@ -3,10 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, FormBody};
-use super::{Chrome, ConsoleError, html, see_other, when};
+use super::{Chrome, ConsoleError, Done, html, see_other, when};
 use crate::domain::DomainError;
 use crate::domain::admin::credentials::{Credential, NewCredential};
 use crate::http::problem::ApiError;
@@ -53,15 +52,10 @@ struct CredentialsPage {
     created: Option<(String, String)>,
 }
 
-#[derive(Deserialize)]
-pub struct Shown {
-    done: Option<String>,
-}
-
 pub async fn list(
     state: web::Data<AppState>,
     admin: web::ReqData<ConsoleAdmin>,
-    query: web::Query<Shown>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = Chrome::new("credentials", &admin).notice(query.done.as_deref());
     html(&credentials_page(&state, &admin, chrome).await?)

@@ -68,6 +68,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The query of a page a change redirects back to: the notice it names.
+#[derive(serde::Deserialize)]
+pub struct Done {
+    pub done: Option<String>,
+}
+
 /// What every signed-in page shows around its content.
 pub struct Chrome {
     /// The section the page belongs to, for the navigation.

@@ -6,7 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, Form};
-use super::{Chrome, ConsoleError, html, see_other, when};
+use super::{Chrome, ConsoleError, Done, html, see_other, when};
 use crate::domain::authz::grammar::{Pattern, RoleName};
 use crate::domain::authz::roles::{self, NewRole, Role, RolePatch};
 use crate::http::problem::ApiError;
@@ -54,11 +54,6 @@ struct RolePage {
 }
 
 #[derive(Deserialize)]
-pub struct Shown {
-    done: Option<String>,
-}
-
-#[derive(Deserialize)]
 pub struct Sent {
     #[serde(default)]
     name: String,
@@ -71,7 +66,7 @@ pub struct Sent {
 pub async fn list(
     state: web::Data<AppState>,
     admin: web::ReqData<ConsoleAdmin>,
-    query: web::Query<Shown>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = Chrome::new("roles", &admin).notice(query.done.as_deref());
     html(&roles_page(&state, &admin, chrome, RoleForm::default()).await?)
@@ -190,7 +185,7 @@ pub async fn show(
     state: web::Data<AppState>,
     admin: web::ReqData<ConsoleAdmin>,
     name: web::Path<String>,
-    query: web::Query<Shown>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, ConsoleError> {
     let role = state.roles.get(&admin.ctx, &admin.tenant, &name).await?;
     let chrome = Chrome::new("roles", &admin).notice(query.done.as_deref());

@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{self, ConsoleAdmin};
-use super::{ConsoleError, html_with};
+use super::{ConsoleError, html, html_with};
 use crate::domain::accounts::login::Purpose;
 use crate::domain::accounts::password::Password;
 use crate::http::body;
@@ -35,7 +35,7 @@ pub async fn page() -> Result<HttpResponse, ConsoleError> {
         username: "",
         error: None,
     };
-    html_with(StatusCode::OK, &form)
+    html(&form)
 }
 
 #[derive(Deserialize)]

@@ -9,11 +9,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{ConsoleAdmin, Form, FormBody};
-use super::{Chrome, ConsoleError, html, see_other, when};
+use super::{Chrome, ConsoleError, Done, html, see_other, when};
 use crate::domain::DomainError;
 use crate::domain::accounts::password::Password;
 use crate::domain::accounts::users::UserPatch;
 use crate::domain::authz::roles;
+use crate::http::handlers::users::user_id;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::types::ids::{Role, SessionId, UserId};
@@ -66,20 +67,11 @@ struct UserPage {
     permissions: Vec<String>,
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::parse(raw).map_err(|_| ApiError::NotFound("user"))
-}
-
-#[derive(Deserialize)]
-pub struct Shown {
-    done: Option<String>,
-}
-
 pub async fn show(
     state: web::Data<AppState>,
     admin: web::ReqData<ConsoleAdmin>,
     id: web::Path<String>,
-    query: web::Query<Shown>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = Chrome::new("users", &admin).notice(query.done.as_deref());
     html(&user_page(&state, &admin, user_id(&id)?, chrome).await?)

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::session::ConsoleAdmin;
 use super::{Chrome, ConsoleError, html, see_other, when};
 use crate::domain::webhooks::endpoints::{message_id, parse_message_id};
+use crate::http::handlers::webhooks::webhook_id;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
-use crate::types::ids::WebhookId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks", web::get().to(list))
@@ -60,10 +60,6 @@ struct WebhookPage {
 pub struct Shown {
     done: Option<String>,
     after: Option<Uuid>,
-}
-
-fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
-    WebhookId::parse(raw).map_err(|_| ApiError::NotFound("webhook"))
 }
 
 fn line(e: crate::domain::webhooks::endpoints::Endpoint) -> EndpointLine {

@@ -181,7 +181,7 @@ pub struct DeliveriesQuery {
 pub type WebhookPageQuery = super::page::PageQuery;
 
 /// A webhook id from the path; one that is no UUID is simply not found.
-fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+pub(crate) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     WebhookId::parse(raw).map_err(|_| ApiError::NotFound("webhook"))
 }
 
