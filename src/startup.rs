@@ -13,7 +13,6 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::cache::budgets::Budgets;
 use crate::cache::local::LocalCache;
@@ -376,7 +375,7 @@ async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                let drained = propagation.drain().instrument(otel::root_span("outbox drain"));
+                let drained = otel::in_root_span("outbox drain", propagation.drain());
                 if let Err(e) = drained.await {
                     tracing::warn!(error = %ErrorChain(&e), "draining unpublished changes failed; trying again");
                 }
@@ -389,7 +388,7 @@ async fn propagate(propagation: Propagation, subscribed: Arc<tokio::sync::Notify
                 }
             }
             _ = subscribed.notified() => {
-                match propagation.replay().instrument(otel::root_span("outbox replay")).await {
+                match otel::in_root_span("outbox replay", propagation.replay()).await {
                     Ok(0) => {}
                     Ok(changes) => tracing::info!(changes, "published recent changes again after (re)subscribing to Redis"),
                     Err(e) => tracing::warn!(error = %ErrorChain(&e), "replaying recent changes failed"),

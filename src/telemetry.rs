@@ -24,7 +24,7 @@ use batched::BatchedStderr;
 pub use batched::FlushOnDrop;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -119,6 +119,8 @@ fn install<W>(
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    // Spans made for tracing only are no log spans.
+    let filter = filter.and(filter_fn(|meta| meta.target() != otel::TARGET));
     let lines = match format {
         LogFormat::Human => lines.boxed(),
         LogFormat::Json => lines
@@ -127,15 +129,19 @@ fn install<W>(
             .with_span_list(true)
             .boxed(),
     };
-    // Spans only, and only ours: log events never leave as span events.
+    // The spans made for tracing only: log events never leave as span
+    // events, the log spans never as spans. Their parents are found through
+    // tracing's own span tree, so no OpenTelemetry context is attached.
     let traces = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_location(false)
             .with_threads(false)
+            .with_target(false)
             .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(filter_fn(|meta| {
-                meta.is_span() && meta.target().starts_with("tenant_jwt")
+                meta.is_span() && meta.target() == otel::TARGET
             }))
     });
     let _ = tracing_subscriber::registry()

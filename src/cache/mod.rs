@@ -242,10 +242,11 @@ impl RecordCache {
     /// is closed, not returned to the pool.
     async fn run<T: FromRedisValue>(&self, command: Command<'_>) -> Result<T, CacheError> {
         use tracing::Instrument;
-        if !otel::active() {
+        if !otel::traced() {
             return self.send(command).await;
         }
         let span = tracing::info_span!(
+            target: otel::TARGET,
             "redis",
             otel.name = command.name(),
             otel.kind = "client",

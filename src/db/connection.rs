@@ -124,7 +124,7 @@ impl Health {
 impl Instrumentation for Health {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { query, .. } if otel::active() => {
+            InstrumentationEvent::StartQuery { query, .. } if otel::traced() => {
                 self.statement = Some(statement_span(&query.to_string()));
             }
             InstrumentationEvent::FinishQuery { error, .. } => {
@@ -150,6 +150,7 @@ fn statement_span(text: &str) -> tracing::Span {
     let (operation, table) = operation_and_table(sql);
     let name = format!("{operation} {table}");
     tracing::info_span!(
+        target: otel::TARGET,
         "postgres",
         otel.name = name.trim(),
         otel.kind = "client",

@@ -13,10 +13,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 use prometheus::{HistogramVec, IntCounterVec};
-use tracing::Instrument;
 
 use super::problem::ApiError;
-use super::trace_context;
+use super::trace_context::RequestSpans;
 use crate::metrics::{Area, Metrics};
 
 /// Requests by route, method and status, and their latency.
@@ -126,15 +125,15 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let (span, traceparent) = trace_context::server_span(&req, id.as_str(), method, &route);
+    let spans = RequestSpans::start(&req, id.as_str(), method, &route);
 
     let started = Instant::now();
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    let mut response = spans.serve(next.call(req)).await?;
     let elapsed = started.elapsed();
 
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id.0);
-    if let Some(traceparent) = traceparent {
+    if let Some(traceparent) = spans.traceparent() {
         response.headers_mut().insert(TRACEPARENT, traceparent);
     }
     if let Some(metrics) = metrics {
@@ -145,8 +144,8 @@ pub async fn observe(
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>());
-    trace_context::finish(&span, status, failure);
-    span.in_scope(|| {
+    spans.finish(status, failure);
+    spans.log().in_scope(|| {
         if let Some(failure) = failure {
             failure.log_cause();
         }

@@ -1,21 +1,31 @@
-//! The request's span as an OpenTelemetry server span (when traces are
-//! exported, `telemetry::otel::active`): named `METHOD /route/pattern`,
-//! with the HTTP semantic conventions' attributes, the child of the caller's
-//! W3C `traceparent` if it sent one, its ids in every log line of the
-//! request (`trace_id`, `span_id`) and in the answer's `traceparent`. A
-//! failed request's span is an error carrying the stable problem `code`,
-//! never the reason behind it. Without export the span is the plain log span
-//! it always was.
+//! The request's spans while traces are exported
+//! (`telemetry::otel::active`): the log span every line of the request
+//! names (its id, method and route, and the trace's `trace_id` and
+//! `span_id`), and the OpenTelemetry server span, the child of the caller's
+//! W3C `traceparent` if it sent one. The server span is made with the SDK's
+//! tracer rather than through `tracing` (it is no log span, and the bridge
+//! would double its cost); the sampler decides as it is made, and only a
+//! sampled request gets its attributes (named `METHOD /route/pattern`, the
+//! HTTP semantic conventions) and child spans (`otel::traced`), which find
+//! it as the current OpenTelemetry context. A request sampled out costs a
+//! span id and the answer's `traceparent` (flags `00`). A failed request's
+//! span is an error carrying the stable problem `code`, never the reason
+//! behind it. Without export there is only the log span.
+
+use std::borrow::Cow;
+use std::future::Future;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web;
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _,
+};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tracing::Span;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing::{Instrument, Span};
 
 use super::problem::ApiError;
 use super::state::AppState;
@@ -24,23 +34,108 @@ use crate::telemetry::otel;
 /// Longest `user_agent.original` kept.
 const MAX_USER_AGENT: usize = 256;
 
-/// The span around the whole request, and the answer's `traceparent`
-/// naming it (if traced).
-pub fn server_span(
-    req: &ServiceRequest,
-    request_id: &str,
-    method: &str,
-    route: &str,
-) -> (Span, Option<HeaderValue>) {
-    if !otel::active() {
-        return (
-            tracing::info_span!("request", request_id, method, route),
-            None,
+/// The spans of one request.
+pub struct RequestSpans {
+    log: Span,
+    /// The OpenTelemetry server span, in the context its children find it
+    /// in, while the request is sampled.
+    server: Option<opentelemetry::Context>,
+    /// The answer's `traceparent`, while traces are exported.
+    traceparent: Option<HeaderValue>,
+}
+
+impl RequestSpans {
+    pub fn start(
+        req: &ServiceRequest,
+        request_id: &str,
+        method: &'static str,
+        route: &str,
+    ) -> Self {
+        let Some(tracer) = otel::tracer() else {
+            return Self {
+                log: tracing::info_span!("request", request_id, method, route),
+                server: None,
+                traceparent: None,
+            };
+        };
+        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        // The sampler decides here; a span sampled out records nothing.
+        let span = tracer.build_with_context(
+            SpanBuilder::from_name("request").with_kind(SpanKind::Server),
+            &parent,
         );
+        let ids = span.span_context().clone();
+        let log = tracing::info_span!(
+            "request",
+            request_id,
+            method,
+            route,
+            trace_id = %ids.trace_id(),
+            span_id = %ids.span_id()
+        );
+        let server = ids.is_sampled().then(|| {
+            let context = parent.with_span(span);
+            describe(&context, req, method, route);
+            context
+        });
+        Self {
+            log,
+            server,
+            traceparent: Some(traceparent(&ids)),
+        }
     }
-    let client = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.limits.client_ip(req.request()).to_string());
+
+    /// The span every log line of the request names.
+    pub fn log(&self) -> &Span {
+        &self.log
+    }
+
+    /// The answer's `traceparent`, naming the span that served it.
+    pub fn traceparent(&self) -> Option<HeaderValue> {
+        self.traceparent.clone()
+    }
+
+    /// `work` within the request's spans: its own spans (`otel::traced`)
+    /// are made only if the request is sampled, as children of the server
+    /// span (the OpenTelemetry context current while `work` runs).
+    pub fn serve<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        let context = self.server.clone().unwrap_or_default();
+        let traced = self.server.is_some();
+        otel::within(traced, work.with_context(context)).instrument(self.log.clone())
+    }
+
+    /// Records the outcome on the server span and ends it.
+    pub fn finish(&self, status: u16, failure: Option<&ApiError>) {
+        let Some(context) = &self.server else {
+            return;
+        };
+        let span = context.span();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+        let error: Option<Cow<'static, str>> = match failure {
+            Some(failure) => Some(failure.code().into()),
+            None if status >= 500 => Some(status.to_string().into()),
+            None => None,
+        };
+        if let Some(error) = error {
+            span.set_status(Status::error(error.clone()));
+            span.set_attribute(KeyValue::new("error.type", error));
+        }
+        span.end();
+    }
+}
+
+/// The server span's name and attributes (the HTTP semantic conventions):
+/// the path with its ids but no query, the client through the
+/// trusted-proxy rules, never a header beyond `Host` and `User-Agent`.
+fn describe(
+    context: &opentelemetry::Context,
+    req: &ServiceRequest,
+    method: &'static str,
+    route: &str,
+) {
     let text = |name| {
         req.headers()
             .get(name)
@@ -52,44 +147,33 @@ pub fn server_span(
     while !user_agent.is_char_boundary(cut) {
         cut -= 1;
     }
-    let user_agent = &user_agent[..cut];
     let host = text(header::HOST);
     let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    let span = tracing::info_span!(
-        "request",
-        request_id,
-        method,
-        route,
-        otel.name = %format!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = method,
-        http.route = route,
-        url.path = req.path(),
-        server.address = host,
-        client.address = client.as_deref(),
-        user_agent.original = user_agent,
-        http.response.status_code = Empty,
-        otel.status_code = Empty,
-        error.type = Empty,
-        trace_id = Empty,
-        span_id = Empty,
-    );
-    let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("http.route", route.to_owned()),
+        KeyValue::new("url.path", req.path().to_owned()),
+    ];
+    if !host.is_empty() {
+        attributes.push(KeyValue::new("server.address", host.to_owned()));
     }
-    let context = span.context();
-    let ids = context.span().span_context().clone();
-    if !ids.is_valid() {
-        return (span, None);
+    if cut > 0 {
+        attributes.push(KeyValue::new(
+            "user_agent.original",
+            user_agent[..cut].to_owned(),
+        ));
     }
-    span.record("trace_id", tracing::field::display(ids.trace_id()));
-    span.record("span_id", tracing::field::display(ids.span_id()));
-    (span, Some(traceparent(&ids)))
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        let client = state.limits.client_ip(req.request()).to_string();
+        attributes.push(KeyValue::new("client.address", client));
+    }
+    let span = context.span();
+    span.update_name(format!("{method} {route}"));
+    span.set_attributes(attributes);
 }
 
 /// `traceparent` for the span `ids` name.
-fn traceparent(ids: &opentelemetry::trace::SpanContext) -> HeaderValue {
+fn traceparent(ids: &SpanContext) -> HeaderValue {
     let text = format!(
         "00-{}-{}-{:02x}",
         ids.trace_id(),
@@ -97,21 +181,6 @@ fn traceparent(ids: &opentelemetry::trace::SpanContext) -> HeaderValue {
         ids.trace_flags().to_u8()
     );
     HeaderValue::from_str(&text).expect("hex digits and dashes")
-}
-
-/// Records the outcome on the server span.
-pub fn finish(span: &Span, status: u16, failure: Option<&ApiError>) {
-    if !otel::active() {
-        return;
-    }
-    span.record("http.response.status_code", status);
-    if let Some(failure) = failure {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", failure.code());
-    } else if status >= 500 {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status);
-    }
 }
 
 /// The request's headers, as the propagator reads them.

@@ -12,11 +12,12 @@
 //! `cache`, the password hasher, background work), never a token, secret,
 //! password, key or header value.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
@@ -25,6 +26,8 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
     SpanProcessor,
 };
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The service name when neither `OTEL_SERVICE_NAME` nor
 /// `OTEL_RESOURCE_ATTRIBUTES` gives one.
@@ -37,20 +40,52 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Whether spans are exported (an endpoint is configured): where a span
-/// exists only for tracing, it is made only then.
+/// The target of every span made for tracing only: exported, never a log
+/// span (the log layer skips it, the trace layer takes nothing else).
+pub const TARGET: &str = "tenant_jwt::otel";
+
+tokio::task_local! {
+    /// Whether the work being done is part of a sampled trace.
+    static TRACED: bool;
+}
+
+/// The tracer spans are made with while they are exported.
+static TRACER: OnceLock<opentelemetry_sdk::trace::Tracer> = OnceLock::new();
+
+/// Whether spans are exported (an endpoint is configured).
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-/// A span of background work (no request behind it: the root of a trace of
-/// its own), while traces are exported; else no span.
-pub fn root_span(name: &'static str) -> tracing::Span {
-    match active() {
-        true => tracing::info_span!(parent: None, "background", otel.name = name),
-        false => tracing::Span::none(),
+/// The tracer, while spans are exported: for the spans made without
+/// `tracing` (the server span of each request, `http::trace_context`).
+pub fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
+    TRACER.get().filter(|_| active())
+}
+
+/// Whether the work being done belongs to a sampled trace (a sampled
+/// request, or sampled background work: `within`, `in_root_span`): where a
+/// span exists only for tracing, it is made only then.
+#[inline]
+pub fn traced() -> bool {
+    active() && TRACED.try_with(|traced| *traced).unwrap_or(false)
+}
+
+/// `work`, with `traced()` answering `traced` within it.
+pub fn within<F: Future>(traced: bool, work: F) -> impl Future<Output = F::Output> {
+    TRACED.scope(traced, work)
+}
+
+/// `work` as background work (no request behind it: the root of a trace of
+/// its own, if the sampler takes it), while traces are exported.
+pub async fn in_root_span<F: Future>(name: &'static str, work: F) -> F::Output {
+    if !active() {
+        return work.await;
     }
+    let span = tracing::info_span!(target: TARGET, parent: None, "background", otel.name = name);
+    let sampled = span.context().span().span_context().is_sampled();
+    within(sampled, work.instrument(span)).await
 }
 
 /// Spans dropped because the export queue was full, in this process.
@@ -137,6 +172,7 @@ impl Tracing {
             .with_sampler(sampler(|name| std::env::var(name).ok()))
             .build();
         let tracer = provider.tracer("tenant-jwt");
+        let _ = TRACER.set(tracer.clone());
         ACTIVE.store(true, Ordering::Relaxed);
         Ok((Self { provider }, tracer))
     }

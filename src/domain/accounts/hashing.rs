@@ -236,8 +236,9 @@ impl PasswordHasher {
         kind: &'static str,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let span = match otel::active() {
+        let span = match otel::traced() {
             true => tracing::info_span!(
+                target: otel::TARGET,
                 "password_hash",
                 otel.name = format!("password_hash {kind}").as_str(),
                 password_hash.kind = kind,

@@ -17,7 +17,6 @@ use super::endpoints::message_id;
 use super::guard::{self, GuardedResolver};
 use super::schedule::{self, Next, Outcome};
 use super::signing::{self, WebhookSecret};
-use tracing::Instrument;
 
 use crate::config::WebhookSettings;
 use crate::db::webhooks::{After, Claimed};
@@ -133,8 +132,7 @@ impl Deliveries {
             };
             let this = self.clone();
             tokio::spawn(async move {
-                let span = otel::root_span("webhook delivery");
-                this.deliver(message, lease).instrument(span).await;
+                otel::in_root_span("webhook delivery", this.deliver(message, lease)).await;
                 drop(permit);
             });
         }
