@@ -130,8 +130,10 @@ fn install<W>(
             .boxed(),
     };
     // The spans made for tracing only: log events never leave as span
-    // events, the log spans never as spans. Their parents are found through
-    // tracing's own span tree, so no OpenTelemetry context is attached.
+    // events, the log spans never as spans. A span's parent is its tracing
+    // parent if that is such a span, else the current OpenTelemetry context
+    // (a request's server span, `http::trace_context`): the layer itself
+    // attaches no context.
     let traces = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)

@@ -8,7 +8,7 @@
 //! requests nothing; a span that finds the queue full is dropped and counted
 //! (`otel_spans_dropped_total`). Only spans are exported, never log events,
 //! and only ours (targets under `tenant_jwt`); what a span may carry is
-//! decided where it is made (`http::observe`, `db::connection`,
+//! decided where it is made (`http::trace_context`, `db::connection`,
 //! `cache`, the password hasher, background work), never a token, secret,
 //! password, key or header value.
 
