@@ -18,6 +18,7 @@ use std::future::Future;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web;
+use futures_util::future::Either;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -97,11 +98,14 @@ impl RequestSpans {
 
     /// `work` within the request's spans: its own spans (`otel::traced`)
     /// are made only if the request is sampled, as children of the server
-    /// span (the OpenTelemetry context current while `work` runs).
+    /// span (the OpenTelemetry context current while `work` runs). A request
+    /// not sampled (or with tracing off) runs in its log span alone.
     pub fn serve<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
-        let context = self.server.clone().unwrap_or_default();
-        let traced = self.server.is_some();
-        otel::within(traced, work.with_context(context)).instrument(self.log.clone())
+        match &self.server {
+            Some(context) => Either::Left(otel::within(true, work.with_context(context.clone()))),
+            None => Either::Right(work),
+        }
+        .instrument(self.log.clone())
     }
 
     /// Records the outcome on the server span and ends it.
