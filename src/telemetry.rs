@@ -13,6 +13,7 @@
 //! (`connection_errors`, the `http_connection_errors_total` metric) and
 //! summed up at WARN at most once per interval (`report_connection_errors`).
 
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -94,7 +95,10 @@ pub fn init(format: LogFormat) -> anyhow::Result<TelemetryGuard> {
         .map(otel::Tracing::start)
         .transpose()?;
     let (traces, tracer) = traces.unzip();
-    install(format, filter, writer, tracer);
+    // Colours only for a person at a terminal: escape codes in a log file
+    // or a collector are noise, and colouring each field costs CPU.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    install(format, filter, writer, tracer, colour);
     Ok(TelemetryGuard {
         _traces: traces,
         _log_writer: log_writer,
@@ -107,7 +111,7 @@ pub fn init_with<W>(format: LogFormat, filter: EnvFilter, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    install(format, filter, writer, None)
+    install(format, filter, writer, None, false)
 }
 
 fn install<W>(
@@ -115,10 +119,13 @@ fn install<W>(
     filter: EnvFilter,
     writer: W,
     tracer: Option<opentelemetry_sdk::trace::Tracer>,
+    colour: bool,
 ) where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(colour);
     // Spans made for tracing only are no log spans.
     let filter = filter.and(filter_fn(|meta| meta.target() != otel::TARGET));
     let lines = match format {

@@ -19,5 +19,6 @@ pub mod limits;
 pub mod observe;
 pub mod problem;
 pub mod routes;
+mod span_names;
 pub mod state;
 pub mod trace_context;

@@ -125,7 +125,7 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = metric_method(req.method());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let spans = RequestSpans::start(&req, id.as_str(), method, &route);
+    let mut spans = RequestSpans::start(&req, id.as_str(), method, &route);
 
     let started = Instant::now();
     let mut response = spans.serve(next.call(req)).await?;
@@ -133,7 +133,7 @@ pub async fn observe(
 
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id.0);
-    if let Some(traceparent) = spans.traceparent() {
+    if let Some(traceparent) = spans.take_traceparent() {
         response.headers_mut().insert(TRACEPARENT, traceparent);
     }
     if let Some(metrics) = metrics {

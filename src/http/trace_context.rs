@@ -19,16 +19,17 @@ use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web;
 use futures_util::future::Either;
-use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
     Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _,
 };
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::{Instrument, Span};
 
 use super::problem::ApiError;
+use super::span_names as names;
 use super::state::AppState;
 use crate::telemetry::otel;
 
@@ -60,29 +61,34 @@ impl RequestSpans {
             };
         };
         let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        let names = names::of(method, route);
         // The sampler decides here; a span sampled out records nothing.
         let span = tracer.build_with_context(
-            SpanBuilder::from_name("request").with_kind(SpanKind::Server),
+            SpanBuilder::from_name(names.span).with_kind(SpanKind::Server),
             &parent,
         );
-        let ids = span.span_context().clone();
+        let ids = span.span_context();
+        let sampled = ids.is_sampled();
+        // Formatted once, for the answer's header and the log's fields.
+        let traceparent = traceparent(ids);
+        let text = traceparent.to_str().unwrap_or_default();
         let log = tracing::info_span!(
             "request",
             request_id,
             method,
             route,
-            trace_id = %ids.trace_id(),
-            span_id = %ids.span_id()
+            trace_id = %text.get(TRACE_ID).unwrap_or_default(),
+            span_id = %text.get(SPAN_ID).unwrap_or_default()
         );
-        let server = ids.is_sampled().then(|| {
+        let server = sampled.then(|| {
             let context = parent.with_span(span);
-            describe(&context, req, method, route);
+            describe(&context, req, method, names.route);
             context
         });
         Self {
             log,
             server,
-            traceparent: Some(traceparent(&ids)),
+            traceparent: Some(traceparent),
         }
     }
 
@@ -92,8 +98,8 @@ impl RequestSpans {
     }
 
     /// The answer's `traceparent`, naming the span that served it.
-    pub fn traceparent(&self) -> Option<HeaderValue> {
-        self.traceparent.clone()
+    pub fn take_traceparent(&mut self) -> Option<HeaderValue> {
+        self.traceparent.take()
     }
 
     /// `work` within the request's spans: its own spans (`otel::traced`)
@@ -138,7 +144,7 @@ fn describe(
     context: &opentelemetry::Context,
     req: &ServiceRequest,
     method: &'static str,
-    route: &str,
+    route: &'static str,
 ) {
     let text = |name| {
         req.headers()
@@ -153,11 +159,17 @@ fn describe(
     }
     let host = text(header::HOST);
     let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    let mut attributes = vec![
+    // A path without ids is its route: the same text, not another copy.
+    let path = match req.path() {
+        path if path == route => Value::from(route),
+        path => Value::from(path.to_owned()),
+    };
+    let mut attributes = Vec::with_capacity(7);
+    attributes.extend([
         KeyValue::new("http.request.method", method),
-        KeyValue::new("http.route", route.to_owned()),
-        KeyValue::new("url.path", req.path().to_owned()),
-    ];
+        KeyValue::new("http.route", route),
+        KeyValue::new("url.path", path),
+    ]);
     if !host.is_empty() {
         attributes.push(KeyValue::new("server.address", host.to_owned()));
     }
@@ -171,20 +183,29 @@ fn describe(
         let client = state.limits.client_ip(req.request()).to_string();
         attributes.push(KeyValue::new("client.address", client));
     }
-    let span = context.span();
-    span.update_name(format!("{method} {route}"));
-    span.set_attributes(attributes);
+    context.span().set_attributes(attributes);
 }
 
-/// `traceparent` for the span `ids` name.
+/// Where the trace id and the span id are in a `traceparent`
+/// (`00-{trace id}-{span id}-{flags}`).
+const TRACE_ID: std::ops::Range<usize> = 3..35;
+const SPAN_ID: std::ops::Range<usize> = 36..52;
+
+/// `traceparent` for the span `ids` name: `00-{trace id}-{span id}-{flags}`
+/// in lowercase hex.
 fn traceparent(ids: &SpanContext) -> HeaderValue {
-    let text = format!(
-        "00-{}-{}-{:02x}",
-        ids.trace_id(),
-        ids.span_id(),
-        ids.trace_flags().to_u8()
-    );
-    HeaderValue::from_str(&text).expect("hex digits and dashes")
+    fn hex(bytes: &[u8], out: &mut [u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+    }
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&ids.trace_id().to_bytes(), &mut text[TRACE_ID]);
+    hex(&ids.span_id().to_bytes(), &mut text[SPAN_ID]);
+    hex(&[ids.trace_flags().to_u8()], &mut text[53..]);
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes")
 }
 
 /// The request's headers, as the propagator reads them.
@@ -197,5 +218,31 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::{SPAN_ID, TRACE_ID, traceparent};
+
+    #[test]
+    fn the_log_fields_are_the_traceparent_ids() {
+        let ids = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let header = traceparent(&ids);
+        let text = header.to_str().unwrap();
+        assert_eq!(
+            text,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        assert_eq!(&text[TRACE_ID], ids.trace_id().to_string());
+        assert_eq!(&text[SPAN_ID], ids.span_id().to_string());
     }
 }
