@@ -95,6 +95,18 @@ impl Authz {
         {
             return Ok(view.clone());
         }
+        // Boxed: the loading future is large, and callers' futures would
+        // otherwise carry (and move) it on every call, hit or miss.
+        Box::pin(self.refresh(tenant, held)).await
+    }
+
+    /// The tenant's view from Postgres, kept for the next callers; `held`
+    /// is answered again if Postgres has no newer version.
+    async fn refresh(
+        &self,
+        tenant: TenantId,
+        held: Option<Arc<TenantView>>,
+    ) -> Result<Arc<TenantView>, DomainError> {
         // Asked for a newer version than held: when Postgres has no newer
         // one (a version no write returned), the view held is current, and
         // one row is read rather than the tenant's roles.

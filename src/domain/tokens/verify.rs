@@ -116,7 +116,9 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Verified, DomainError> {
         match self.verify_now(token) {
             Now::Done(outcome) => outcome,
-            Now::Load(unverified) => self.verify_loaded(token, unverified).await,
+            // Boxed: the loading future is large, and callers' futures would
+            // otherwise carry (and move) it on every call, hit or miss.
+            Now::Load(unverified) => Box::pin(self.verify_loaded(token, unverified)).await,
         }
     }
 
