@@ -17,7 +17,7 @@ use serde::forward_to_deserialize_any;
 
 /// The form body `body` as a `T`, or why not.
 pub fn from_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let plain = !body.iter().any(|&b| b == b'+' || b == b'%');
+    let plain = memchr::memchr2(b'+', b'%', body).is_none();
     match std::str::from_utf8(body) {
         Ok(text) if plain => {
             // As form_urlencoded splits: on `&`, empty pieces skipped, the
